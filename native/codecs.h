@@ -1,0 +1,34 @@
+// Image codecs of the native core: JPEG (libjpeg-turbo) and PNG (libspng) decode, PNG encode.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "image.h"
+
+namespace bgrm {
+
+struct DecodeLimits {
+  int64_t maxPixels = 64LL * 1024 * 1024;  // width * height
+  int maxSide = 32768;
+};
+
+enum class ImageFormat { Unknown, Jpeg, Png };
+
+ImageFormat sniffFormat(const uint8_t* data, size_t size);
+
+// Decodes JPEG or PNG bytes to 8-bit RGB. Throws bgrm::Error (ERR_UNSUPPORTED_FORMAT, ERR_DECODE,
+// ERR_IMAGE_TOO_LARGE) naming the problem.
+Image decodeRgb(const uint8_t* data, size_t size, const DecodeLimits& limits);
+// The same, keeping the alpha channel (4 channels; opaque where the image has none).
+Image decodeRgba(const uint8_t* data, size_t size, const DecodeLimits& limits);
+
+// Encodes 1 (grey), 3 (RGB) or 4 (RGBA) channel 8-bit pixels as PNG.
+// level: zlib level 0-9; filter: "none", "sub", "up", "paeth", "all" (adaptive).
+std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::string& filter);
+
+std::string jpegLibraryVersion();
+std::string pngLibraryVersion();
+
+}  // namespace bgrm

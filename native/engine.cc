@@ -1,0 +1,179 @@
+// Stage functions and the threads that run them. A frame's stages run in order; different frames
+// overlap (one decodes while another is in the model), bounded by how many JavaScript submits.
+#include "engine.h"
+
+#include "errors.h"
+#include "matte.h"
+#include "resample.h"
+
+namespace bgrm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+void WorkQueue::push(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+bool WorkQueue::pop(std::function<void()>& task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return closed_ || !tasks_.empty(); });
+  if (tasks_.empty()) return false;
+  task = std::move(tasks_.front());
+  tasks_.pop_front();
+  return true;
+}
+
+void WorkQueue::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+Engine::Engine(std::shared_ptr<Segmenter> segmenter, int cpuThreads, int inferenceThreads)
+    : segmenter_(std::move(segmenter)) {
+  auto loop = [](WorkQueue* q) {
+    std::function<void()> task;
+    while (q->pop(task)) task();
+  };
+  for (int i = 0; i < std::max(1, cpuThreads); ++i) threads_.emplace_back(loop, &cpuQueue_);
+  for (int i = 0; i < std::max(1, inferenceThreads); ++i) threads_.emplace_back(loop, &inferQueue_);
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Inference feeds the CPU queue, so close it first and let the CPU threads drain after it.
+  inferQueue_.close();
+  cpuQueue_.close();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Engine::submit(FrameJob* job) {
+  job->started = Clock::now();
+  cpuQueue_.push([this, job] { prepare(job); });
+}
+
+void Engine::fail(FrameJob* job, const std::string& code, const std::string& message) {
+  job->errorCode = code;
+  job->errorMessage = message;
+  job->rgb = Image();
+  job->tensor.clear();
+  job->totalMs = msSince(job->started);
+  job->done(job);
+}
+
+void Engine::prepare(FrameJob* job) {
+  try {
+    auto t0 = Clock::now();
+    ImageView src;
+    if (job->raw) {
+      if (job->rawWidth <= 0 || job->rawHeight <= 0 ||
+          size_t(job->rawWidth) * job->rawHeight * 3 != job->size) {
+        throw Error("ERR_INVALID_ARGUMENT", "raw frame size does not match width x height x 3");
+      }
+      if (int64_t(job->rawWidth) * job->rawHeight > job->limits.maxPixels) {
+        throw Error("ERR_IMAGE_TOO_LARGE", "raw frame is over the pixel limit");
+      }
+      src = ImageView{job->data, job->rawWidth, job->rawHeight, 3};
+    } else {
+      job->rgb = decodeRgb(job->data, job->size, job->limits);
+      src = view(job->rgb);
+    }
+    auto t1 = Clock::now();
+    job->decodeMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    job->width = src.width;
+    job->height = src.height;
+    Image small = resizeLanczos(src, segmenter_->inputWidth(), segmenter_->inputHeight());
+    job->tensor = segmenter_->prepareInput(small);
+    job->resizeMs = msSince(t1);
+    job->queuedForInference = Clock::now();
+    inferQueue_.push([this, job] { infer(job); });
+  } catch (const Error& e) {
+    fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    fail(job, "ERR_INTERNAL", e.what());
+  }
+}
+
+void Engine::infer(FrameJob* job) {
+  try {
+    auto t0 = Clock::now();
+    job->queueMs = std::chrono::duration<double, std::milli>(t0 - job->queuedForInference).count();
+    job->mask = segmenter_->infer(job->tensor);
+    job->tensor = std::vector<float>();
+    job->inferMs = msSince(t0);
+    cpuQueue_.push([this, job] { finish(job); });
+  } catch (const Error& e) {
+    fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    fail(job, "ERR_INTERNAL", e.what());
+  }
+}
+
+std::shared_ptr<const Image> Engine::backgroundFor(const ImageView& bg, int width, int height) {
+  const auto key = std::make_tuple(bg.data, bg.width, bg.height, width, height);
+  {
+    std::lock_guard<std::mutex> lock(bgMu_);
+    auto it = bgCache_.find(key);
+    if (it != bgCache_.end()) return it->second;
+  }
+  auto img = std::make_shared<const Image>(coverResize(bg, width, height));
+  std::lock_guard<std::mutex> lock(bgMu_);
+  if (bgCache_.size() > 8) bgCache_.clear();  // frames of a stream share one size; keep this small
+  bgCache_[key] = img;
+  return img;
+}
+
+void Engine::finish(FrameJob* job) {
+  try {
+    auto t0 = Clock::now();
+    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
+    Image alpha = resizeLanczos(view(job->mask), src.width, src.height);
+    job->mask = Image();
+    Image out;
+    if (job->output == "mask") {
+      out = std::move(alpha);
+    } else if (job->background.width > 0) {
+      auto bg = backgroundFor(job->background, src.width, src.height);
+      out = compositeOnImage(src, alpha, view(*bg));
+    } else if (job->hasColor) {
+      out = compositeOnColor(src, alpha, job->color);
+    } else {
+      out = cutout(src, alpha);
+    }
+    job->rgb = Image();
+    auto t1 = Clock::now();
+    job->matteMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    job->channels = out.channels;
+    if (job->encoding == "raw") {
+      job->bytes = std::move(out.pixels);
+    } else {
+      job->bytes = encodePng(view(out), job->pngLevel, job->pngFilter);
+    }
+    job->encodeMs = msSince(t1);
+    job->totalMs = msSince(job->started);
+    job->done(job);
+  } catch (const Error& e) {
+    fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    fail(job, "ERR_INTERNAL", e.what());
+  }
+}
+
+}  // namespace bgrm

@@ -1,0 +1,97 @@
+// The frame engine: a baton per frame flows through decode/resize -> inference -> matte/encode
+// stages on the engine's own threads (never libuv's pool, never the JavaScript thread).
+#pragma once
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "codecs.h"
+#include "image.h"
+#include "segmenter.h"
+
+namespace bgrm {
+
+// Everything one frame needs and produces. Input bytes are borrowed: the caller keeps them alive
+// until `done` runs.
+struct FrameJob {
+  // input
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  bool raw = false;  // data is raw RGB (rawWidth x rawHeight x 3), not an encoded image
+  int rawWidth = 0, rawHeight = 0;
+  DecodeLimits limits;
+  // what to produce
+  std::string output = "rgba";  // "rgba" | "mask"
+  bool hasColor = false;
+  std::array<uint8_t, 3> color{0, 0, 0};
+  ImageView background;  // borrowed RGB; width 0 when none
+  std::string encoding = "png";  // "png" | "raw"
+  int pngLevel = 1;
+  std::string pngFilter = "sub";
+
+  // result
+  std::vector<uint8_t> bytes;
+  int width = 0, height = 0, channels = 0;
+  std::string errorCode, errorMessage;
+  double decodeMs = 0, resizeMs = 0, queueMs = 0, inferMs = 0, matteMs = 0, encodeMs = 0, totalMs = 0;
+
+  // between stages
+  Image rgb;
+  std::vector<float> tensor;
+  Image mask;
+  std::chrono::steady_clock::time_point started, queuedForInference;
+  std::function<void(FrameJob*)> done;
+  void* context = nullptr;  // the caller's own record of this frame
+};
+
+class WorkQueue {
+ public:
+  void push(std::function<void()> task);
+  bool pop(std::function<void()>& task);  // false once closed and drained
+  void close();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool closed_ = false;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<Segmenter> segmenter, int cpuThreads, int inferenceThreads);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Starts a frame; job->done is called exactly once, on an engine thread.
+  void submit(FrameJob* job);
+  // Finishes queued work, then joins the threads.
+  void stop();
+  const Segmenter& segmenter() const { return *segmenter_; }
+
+ private:
+  void prepare(FrameJob* job);
+  void infer(FrameJob* job);
+  void finish(FrameJob* job);
+  void fail(FrameJob* job, const std::string& code, const std::string& message);
+  std::shared_ptr<const Image> backgroundFor(const ImageView& bg, int width, int height);
+
+  std::shared_ptr<Segmenter> segmenter_;
+  WorkQueue cpuQueue_, inferQueue_;
+  std::vector<std::thread> threads_;
+  std::mutex bgMu_;
+  std::map<std::tuple<const uint8_t*, int, int, int, int>, std::shared_ptr<const Image>> bgCache_;
+  bool stopped_ = false;
+};
+
+}  // namespace bgrm

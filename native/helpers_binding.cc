@@ -1,0 +1,168 @@
+// Module-level helpers: library versions, ONNX Runtime providers, one-off decode/encode workers.
+#include <memory>
+
+#include "binding.h"
+#include "codecs.h"
+#include "errors.h"
+#include "segmenter.h"
+
+namespace bgrm {
+
+Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+namespace {
+
+Napi::Value versions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("onnxruntime", ortVersion());
+  o.Set("jpeg", jpegLibraryVersion());
+  o.Set("png", pngLibraryVersion());
+  o.Set("napi", Napi::Number::New(env, NAPI_VERSION));
+  return o;
+}
+
+Napi::Value providers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto list = ortProviders();
+  Napi::Array arr = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); ++i) arr.Set(uint32_t(i), list[i]);
+  return arr;
+}
+
+// Decodes an image to raw RGB on a worker thread (used for background images, read once).
+class DecodeWorker : public Napi::AsyncWorker {
+ public:
+  DecodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, int channels)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits), channels_(channels) {
+    ref_ = Napi::Persistent(buf);
+    data_ = buf.Data();
+    size_ = buf.Length();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      image_ = channels_ == 4 ? decodeRgba(data_, size_, limits_) : decodeRgb(data_, size_, limits_);
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto* px = new std::vector<uint8_t>(std::move(image_.pixels));
+    o.Set("data", Napi::Buffer<uint8_t>::New(env, px->data(), px->size(),
+                                             [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, px));
+    o.Set("width", image_.width);
+    o.Set("height", image_.height);
+    o.Set("channels", image_.channels);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  DecodeLimits limits_;
+  int channels_;
+  Image image_;
+  std::string code_;
+};
+
+int get(const Napi::Object& o, const char* key, int fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+DecodeLimits limitsFrom(const Napi::Value& v) {
+  DecodeLimits limits;
+  if (v.IsObject()) {
+    Napi::Object o = v.As<Napi::Object>();
+    if (o.Has("maxPixels")) limits.maxPixels = int64_t(o.Get("maxPixels").As<Napi::Number>().DoubleValue());
+    if (o.Has("maxSide")) limits.maxSide = o.Get("maxSide").As<Napi::Number>().Int32Value();
+  }
+  return limits;
+}
+
+Napi::Value decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "decode(buffer[, {maxPixels, maxSide, channels}]) needs a Buffer");
+  }
+  int channels = 3;
+  if (info.Length() > 1 && info[1].IsObject()) channels = get(info[1].As<Napi::Object>(), "channels", 3);
+  auto* w = new DecodeWorker(env, info[0].As<Napi::Buffer<uint8_t>>(), limitsFrom(info[1]), channels == 4 ? 4 : 3);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// Encodes raw pixels as PNG on a worker thread (used by the benchmark to choose settings).
+class EncodeWorker : public Napi::AsyncWorker {
+ public:
+  EncodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, ImageView view, int level, std::string filter)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), view_(view), level_(level),
+        filter_(std::move(filter)) {
+    ref_ = Napi::Persistent(buf);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      png_ = encodePng(view_, level_, filter_);
+    } catch (const Error& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), png_.data(), png_.size())); }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(makeError(Env(), "ERR_ENCODE", e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  ImageView view_;
+  int level_;
+  std::string filter_;
+  std::vector<uint8_t> png_;
+};
+
+Napi::Value encodePngJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsBuffer()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "encodePng(buffer, width, height, channels, level[, filter])");
+  }
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  ImageView v{buf.Data(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(),
+              info[3].As<Napi::Number>().Int32Value()};
+  if (v.width <= 0 || v.height <= 0 || (v.channels != 1 && v.channels != 3 && v.channels != 4) ||
+      v.stride() * v.height != buf.Length()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "buffer size does not match width x height x channels");
+  }
+  std::string filter = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "sub";
+  auto* w = new EncodeWorker(env, buf, v, info[4].As<Napi::Number>().Int32Value(), filter);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+}  // namespace
+
+Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
+  exports.Set("versions", Napi::Function::New(env, versions));
+  exports.Set("providers", Napi::Function::New(env, providers));
+  exports.Set("decode", Napi::Function::New(env, decode));
+  exports.Set("encodePng", Napi::Function::New(env, encodePngJs));
+  return exports;
+}
+
+}  // namespace bgrm

@@ -1,0 +1,140 @@
+// ONNX Runtime session set-up (threads, providers, model checks) and the U-2-Net tensor in/out.
+#include "segmenter.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "errors.h"
+
+namespace bgrm {
+
+Ort::Env& ortEnv() {
+  static Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "bgrm");
+  return env;
+}
+
+std::string ortVersion() { return Ort::GetVersionString(); }
+
+std::vector<std::string> ortProviders() { return Ort::GetAvailableProviders(); }
+
+namespace {
+
+void appendCuda(Ort::SessionOptions& so, int deviceId) {
+  const auto providers = ortProviders();
+  if (std::find(providers.begin(), providers.end(), "CUDAExecutionProvider") == providers.end()) {
+    throw Error("ERR_CUDA_UNAVAILABLE",
+                "this ONNX Runtime build (" + ortVersion() +
+                    ") has no CUDA execution provider. Install an ONNX Runtime GPU release and rebuild with "
+                    "ONNXRUNTIME_ROOT=/path/to/onnxruntime-gpu npm run build:native, or use --device cpu");
+  }
+  try {
+    OrtCUDAProviderOptions cuda{};
+    cuda.device_id = deviceId;
+    so.AppendExecutionProvider_CUDA(cuda);
+  } catch (const Ort::Exception& e) {
+    throw Error("ERR_CUDA_UNAVAILABLE",
+                std::string("the CUDA execution provider could not be loaded: ") + e.what() +
+                    ". It needs libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside "
+                    "libonnxruntime.so.1 (build/Release/), CUDA 12 and cuDNN 9 libraries on the loader path, and an "
+                    "NVIDIA driver; see README 'GPU'. Or use --device cpu");
+  }
+}
+
+}  // namespace
+
+Segmenter::Segmenter(const SegmenterOptions& options) : options_(options) {
+  Ort::SessionOptions so;
+  so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  so.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
+  if (options.intraOpThreads > 0) so.SetIntraOpNumThreads(options.intraOpThreads);
+  so.SetInterOpNumThreads(1);
+  // Spinning threads burn the cores that decode/encode need when several stages share a machine.
+  so.AddConfigEntry("session.intra_op.allow_spinning", options.allowSpinning ? "1" : "0");
+  so.AddConfigEntry("session.inter_op.allow_spinning", options.allowSpinning ? "1" : "0");
+  if (options.device == "cuda") {
+    appendCuda(so, options.deviceId);
+  } else if (options.device != "cpu") {
+    throw Error("ERR_INVALID_ARGUMENT", "unknown device '" + options.device + "': use cpu or cuda");
+  }
+  try {
+    session_ = std::make_unique<Ort::Session>(ortEnv(), options.modelPath.c_str(), so);
+  } catch (const Ort::Exception& e) {
+    if (options.device == "cuda") {
+      throw Error("ERR_CUDA_UNAVAILABLE", std::string("cannot start the model on CUDA: ") + e.what());
+    }
+    throw Error("ERR_MODEL_LOAD", "cannot load model '" + options.modelPath + "': " + e.what() +
+                                      ". Check the file (bgrm models list) or fetch it again (bgrm models pull NAME)");
+  }
+
+  Ort::AllocatorWithDefaultOptions alloc;
+  if (session_->GetInputCount() != 1 || session_->GetOutputCount() < 1) {
+    throw Error("ERR_MODEL_MISMATCH", "model must have exactly one input and at least one output; this one has " +
+                                          std::to_string(session_->GetInputCount()) + " inputs");
+  }
+  inputName_ = session_->GetInputNameAllocated(0, alloc).get();
+  outputName_ = session_->GetOutputNameAllocated(0, alloc).get();
+  const Ort::TypeInfo typeInfo = session_->GetInputTypeInfo(0);  // owns what inInfo views
+  const auto inInfo = typeInfo.GetTensorTypeAndShapeInfo();
+  const auto shape = inInfo.GetShape();
+  if (inInfo.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || shape.size() != 4 ||
+      (shape[1] != 3 && shape[1] != -1)) {
+    throw Error("ERR_MODEL_MISMATCH", "model input '" + inputName_ +
+                                          "' is not a float tensor of shape [N,3,H,W]; it is not a supported "
+                                          "segmentation model");
+  }
+  inputHeight_ = shape[2] > 0 ? int(shape[2]) : options.fallbackHeight;
+  inputWidth_ = shape[3] > 0 ? int(shape[3]) : options.fallbackWidth;
+  if (inputWidth_ <= 0 || inputHeight_ <= 0 || inputWidth_ > 4096 || inputHeight_ > 4096) {
+    throw Error("ERR_MODEL_MISMATCH", "model input size " + std::to_string(inputWidth_) + "x" +
+                                          std::to_string(inputHeight_) + " is not usable");
+  }
+}
+
+std::vector<float> Segmenter::prepareInput(const Image& im) const {
+  const size_t plane = size_t(im.width) * im.height;
+  std::vector<float> t(plane * 3);
+  const uint8_t maxValue = im.pixels.empty() ? 0 : *std::max_element(im.pixels.begin(), im.pixels.end());
+  const float scale = maxValue > 0 ? 1.0f / maxValue : 1.0f;
+  const auto& mean = options_.mean;
+  const auto& sd = options_.std;
+  const uint8_t* p = im.pixels.data();
+  for (size_t i = 0; i < plane; ++i) {
+    for (int c = 0; c < 3; ++c) t[c * plane + i] = (p[i * 3 + c] * scale - mean[c]) / sd[c];
+  }
+  return t;
+}
+
+Image Segmenter::infer(std::vector<float>& input) const {
+  const std::array<int64_t, 4> shape{1, 3, inputHeight_, inputWidth_};
+  auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  Ort::Value tensor = Ort::Value::CreateTensor<float>(mem, input.data(), input.size(), shape.data(), shape.size());
+  const char* inNames[] = {inputName_.c_str()};
+  const char* outNames[] = {outputName_.c_str()};
+  std::vector<Ort::Value> outputs;
+  try {
+    outputs = session_->Run(Ort::RunOptions{nullptr}, inNames, &tensor, 1, outNames, 1);
+  } catch (const Ort::Exception& e) {
+    throw Error("ERR_INFERENCE", std::string("model run failed: ") + e.what());
+  }
+  auto info = outputs[0].GetTensorTypeAndShapeInfo();
+  const auto oshape = info.GetShape();
+  if (oshape.size() < 3) throw Error("ERR_MODEL_MISMATCH", "model output has fewer than 3 dimensions");
+  const int oh = int(oshape[oshape.size() - 2]);
+  const int ow = int(oshape[oshape.size() - 1]);
+  const float* pred = outputs[0].GetTensorData<float>();  // first channel of the first output
+  const size_t n = size_t(ow) * oh;
+  float lo = pred[0], hi = pred[0];
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, pred[i]);
+    hi = std::max(hi, pred[i]);
+  }
+  const float range = hi - lo;
+  Image mask(ow, oh, 1);
+  for (size_t i = 0; i < n; ++i) {
+    const float v = range > 0 ? (pred[i] - lo) / range : 0.0f;
+    mask.pixels[i] = uint8_t(std::clamp(v * 255.0f, 0.0f, 255.0f));  // truncates, as rembg's astype(uint8)
+  }
+  return mask;
+}
+
+}  // namespace bgrm

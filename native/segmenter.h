@@ -1,0 +1,56 @@
+// The Segmenter: one ONNX Runtime session per model, created once and reused for every frame.
+#pragma once
+#include <onnxruntime_cxx_api.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "image.h"
+
+namespace bgrm {
+
+struct SegmenterOptions {
+  std::string modelPath;
+  std::string device = "cpu";  // "cpu" or "cuda"
+  int deviceId = 0;
+  int intraOpThreads = 0;  // 0: ONNX Runtime's default (one per core)
+  bool allowSpinning = false;
+  // Input size used when the model's own input shape is dynamic.
+  int fallbackWidth = 320;
+  int fallbackHeight = 320;
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+};
+
+class Segmenter {
+ public:
+  explicit Segmenter(const SegmenterOptions& options);
+
+  int inputWidth() const { return inputWidth_; }
+  int inputHeight() const { return inputHeight_; }
+  const std::string& inputName() const { return inputName_; }
+  const std::string& outputName() const { return outputName_; }
+  const SegmenterOptions& options() const { return options_; }
+
+  // RGB image already resized to the input size -> NCHW float tensor data, normalised as rembg does
+  // (divide by the image's maximum, then ImageNet mean/std).
+  std::vector<float> prepareInput(const Image& resized) const;
+
+  // Runs the model; returns the first output's first channel min-max normalised and quantised to
+  // an 8-bit mask of the input size. Thread-safe (ONNX Runtime sessions allow concurrent Run).
+  Image infer(std::vector<float>& input) const;
+
+ private:
+  SegmenterOptions options_;
+  std::unique_ptr<Ort::Session> session_;
+  std::string inputName_, outputName_;
+  int inputWidth_ = 0, inputHeight_ = 0;
+};
+
+Ort::Env& ortEnv();
+std::string ortVersion();
+std::vector<std::string> ortProviders();
+
+}  // namespace bgrm
