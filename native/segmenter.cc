@@ -9,7 +9,7 @@
 namespace bgrm {
 
 Ort::Env& ortEnv() {
-  static Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "bgrm");
+  static Ort::Env env(ORT_LOGGING_LEVEL_FATAL, "bgrm");
   return env;
 }
 
@@ -43,6 +43,7 @@ void appendCuda(Ort::SessionOptions& so, int deviceId) {
 }  // namespace
 
 Segmenter::Segmenter(const SegmenterOptions& options) : options_(options) {
+  ortEnv();  // the environment (and its logger) must exist before any provider is appended
   Ort::SessionOptions so;
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   so.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);

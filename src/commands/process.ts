@@ -1,0 +1,87 @@
+// bgrm process: remove the background from images, folders, videos or standard input.
+import { Args, Command, Flags } from '@oclif/core';
+import { errorCode, errorMessage } from '../lib/errors';
+import { runLocal } from '../lib/local';
+import { DEFAULT_MODEL } from '../lib/models';
+import { ProgressLine } from '../lib/progress';
+import { defaultThreads } from '../lib/segmenter';
+
+export default class Process extends Command {
+  static description =
+    'Remove the background from photos, folders of photos, videos or standard input, with U-2-Net in the native core';
+
+  static strict = false;
+
+  static args = {
+    inputs: Args.string({ description: 'image files, folders, one video file, or - for standard input', required: false }),
+  };
+
+  static examples = [
+    '<%= config.bin %> process photo.jpg -o photo.png',
+    '<%= config.bin %> process photos/ -o cutouts/',
+    '<%= config.bin %> process clip.mp4 -o clip.webm',
+    '<%= config.bin %> process clip.mp4 -o frames/ --format mask',
+    'cat a.jpg | <%= config.bin %> process - -o - > a.png',
+    "<%= config.bin %> process portrait.jpg -o portrait.png --background '#00ff00'",
+  ];
+
+  static flags = {
+    output: Flags.string({ char: 'o', description: 'output: a .png file, a folder, a .webm/.mov video, or - for standard output' }),
+    model: Flags.string({ char: 'm', description: 'model name (bgrm models list) or path to an .onnx file', default: DEFAULT_MODEL }),
+    device: Flags.string({ description: 'where the model runs', options: ['cpu', 'cuda'], default: 'cpu' }),
+    threads: Flags.integer({ description: 'ONNX Runtime threads (default: all cores)', min: 1, max: 256 }),
+    'cpu-threads': Flags.integer({ description: 'threads for decode, resize and PNG encode', min: 1, max: 64, default: 1 }),
+    format: Flags.string({ description: 'rgba: cut-out with alpha; mask: the 8-bit mask alone', options: ['rgba', 'mask'], default: 'rgba' }),
+    background: Flags.string({ description: "composite onto a colour ('#00ff00', white) or an image file instead of transparency" }),
+    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference)', min: 1, max: 64, default: 3 }),
+    'png-level': Flags.integer({ description: 'PNG zlib level (0 fastest, 9 smallest)', min: 0, max: 9, default: 1 }),
+    'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
+    'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),
+    json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),
+    quiet: Flags.boolean({ char: 'q', description: 'no progress line', default: false }),
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(Process);
+    const inputs = argv as string[];
+    const toStdout = flags.output === '-' || (inputs[0] === '-' && !flags.output);
+    const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.quiet && !flags.json);
+    let summary;
+    try {
+      summary = await runLocal({
+        inputs,
+        output: flags.output,
+        model: flags.model,
+        device: flags.device as 'cpu' | 'cuda',
+        threads: flags.threads ?? defaultThreads(),
+        cpuThreads: flags['cpu-threads'],
+        format: flags.format as 'rgba' | 'mask',
+        background: flags.background,
+        concurrency: flags.concurrency,
+        pngLevel: flags['png-level'],
+        maxPixels: flags['max-pixels'],
+        maxFrames: flags['max-frames'],
+        onProgress: (p) => progress.update(p),
+      });
+    } catch (err) {
+      progress.done();
+      const code = errorCode(err);
+      if (flags.json) process.stderr.write(JSON.stringify({ error: { code, message: errorMessage(err) } }) + '\n');
+      this.error(`${errorMessage(err)} [${code}]`, { exit: code === 'ERR_USAGE' ? 2 : 1 });
+    }
+    progress.done();
+    const out = toStdout ? process.stderr : process.stdout;
+    if (flags.json) {
+      out.write(JSON.stringify(summary, null, 2) + '\n');
+    } else if (!toStdout || summary.failed > 0) {
+      process.stderr.write(
+        `${summary.succeeded}/${summary.frames} frames in ${summary.seconds.toFixed(2)} s (${summary.framesPerSecond.toFixed(2)} frames/s) -> ${summary.output}\n`,
+      );
+    }
+    if (summary.failed > 0) {
+      for (const f of summary.failures) process.stderr.write(`failed: ${f.origin}: ${f.message} [${f.code}]\n`);
+      if (summary.failures.length < summary.failed) process.stderr.write(`... and ${summary.failed - summary.failures.length} more\n`);
+      this.exit(1);
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// The local pipeline (no broker): choose a source and a sink from the inputs and -o, then run.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { backgroundOptions } from './background';
+import { BgrmError } from './errors';
+import type { FrameSink, FrameSource } from './frame';
+import type { ProcessOptions } from './native';
+import { isVideoPath } from './paths';
+import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
+import { openSegmenter, type SegmenterConfig } from './segmenter';
+import { FileSink } from './sinks/files';
+import { StdoutSink } from './sinks/stdout';
+import { VideoSink, isAlphaVideoPath } from './sinks/video';
+import { FileSource, listImageInputs } from './sources/files';
+import { StdinSource } from './sources/stdin';
+import { VideoSource } from './sources/video';
+
+export interface LocalJob extends SegmenterConfig {
+  inputs: string[];
+  output?: string;
+  format: 'rgba' | 'mask';
+  background?: string;
+  concurrency: number;
+  pngLevel: number;
+  maxPixels: number;
+  maxFrames?: number;
+  onProgress?: (p: PipelineProgress) => void;
+}
+
+export interface LocalSummary extends PipelineSummary {
+  model: string;
+  device: string;
+  threads: number;
+  output: string;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return fs.stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+function usage(message: string): BgrmError {
+  return new BgrmError('ERR_USAGE', message);
+}
+
+interface Plan {
+  source: FrameSource;
+  sink: FrameSink;
+  encoding: 'png' | 'raw';
+  output: string;
+}
+
+async function plan(job: LocalJob): Promise<Plan> {
+  const { inputs, output } = job;
+  if (inputs.length === 0) throw usage('no input given: pass image files, folders, a video file, or - for standard input');
+  if (inputs.includes('-')) {
+    if (inputs.length > 1) throw usage('- (standard input) cannot be combined with other inputs');
+    if (!output || output === '-') return { source: new StdinSource(), sink: new StdoutSink(), encoding: 'png', output: '-' };
+    const file = (await isDirectory(output)) ? path.join(output, 'stdin.png') : output;
+    return { source: new StdinSource(), sink: new FileSink({ file }), encoding: 'png', output: file };
+  }
+  if (!output) throw usage('missing -o/--output: a file, a folder, a .webm/.mov video, or - for standard output');
+
+  if (inputs.length === 1 && isVideoPath(inputs[0])) {
+    const source = await VideoSource.open(inputs[0], { maxFrames: job.maxFrames, maxPixels: job.maxPixels });
+    if (isAlphaVideoPath(output)) {
+      if (job.format !== 'rgba' || job.background) throw usage('a .webm/.mov output carries alpha: use it without --format mask or --background');
+      return { source, sink: new VideoSink(output, source.fps), encoding: 'raw', output };
+    }
+    if (output === '-' || path.extname(output).toLowerCase() === '.png') {
+      throw usage('a video gives many frames: -o must be a folder (000000.png, ...) or a .webm/.mov file');
+    }
+    return { source, sink: new FileSink({ folder: output }), encoding: 'png', output };
+  }
+
+  const entries = await listImageInputs(inputs);
+  const single = inputs.length === 1 && entries.length === 1 && !(await isDirectory(inputs[0]));
+  if (output === '-') {
+    if (!single) throw usage('-o - (standard output) takes exactly one input image');
+    return { source: new FileSource(entries), sink: new StdoutSink(), encoding: 'png', output };
+  }
+  if (single && !(await isDirectory(output)) && !output.endsWith('/') && !output.endsWith(path.sep)) {
+    return { source: new FileSource(entries), sink: new FileSink({ file: output }), encoding: 'png', output };
+  }
+  return { source: new FileSource(entries), sink: new FileSink({ folder: output }), encoding: 'png', output };
+}
+
+/** Runs a local job end to end; frame failures are in the summary, setup failures throw. */
+export async function runLocal(job: LocalJob): Promise<LocalSummary> {
+  const p = await plan(job);
+  const extra = await backgroundOptions(job.background);
+  const { segmenter, model, info } = await openSegmenter(job);
+  try {
+    const processOptions: ProcessOptions = {
+      output: job.format,
+      encoding: p.encoding,
+      pngLevel: job.pngLevel,
+      maxPixels: job.maxPixels,
+      ...extra,
+    };
+    const summary = await runPipeline({
+      source: p.source,
+      sink: p.sink,
+      segmenter,
+      processOptions,
+      concurrency: job.concurrency,
+      onProgress: job.onProgress,
+    });
+    return { ...summary, model: model.name, device: info.device, threads: info.threads, output: p.output };
+  } finally {
+    segmenter.close();
+  }
+}

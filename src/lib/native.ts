@@ -1,0 +1,101 @@
+// The one typed facade over the C++ addon (build/Release/bgrm.node).
+import * as path from 'node:path';
+import { BgrmError } from './errors';
+
+export interface SegmenterOptions {
+  modelPath: string;
+  device?: 'cpu' | 'cuda';
+  deviceId?: number;
+  /** ONNX Runtime intra-op threads (0: one per core). */
+  threads?: number;
+  /** Let ONNX Runtime threads spin while idle (faster alone, slower when sharing cores). */
+  spinning?: boolean;
+  /** Threads for decode/resize/matte/encode. */
+  cpuThreads?: number;
+  inferenceThreads?: number;
+  /** Model input size when the model's own input shape is dynamic. */
+  width?: number;
+  height?: number;
+  mean?: [number, number, number];
+  std?: [number, number, number];
+}
+
+export interface SegmenterInfo {
+  inputName: string;
+  outputName: string;
+  inputWidth: number;
+  inputHeight: number;
+  device: string;
+  threads: number;
+}
+
+export interface RawImage {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+export interface ProcessOptions {
+  output?: 'rgba' | 'mask';
+  encoding?: 'png' | 'raw';
+  pngLevel?: number;
+  pngFilter?: 'none' | 'sub' | 'up' | 'paeth' | 'all';
+  /** The input is raw RGB pixels of this size, not an encoded image. */
+  raw?: { width: number; height: number };
+  /** Composite over a solid colour (RGB 0-255). */
+  color?: [number, number, number];
+  /** Composite over an image (raw RGB, resized to cover each frame). */
+  background?: RawImage;
+  maxPixels?: number;
+  maxSide?: number;
+}
+
+export interface StageTimings {
+  decodeMs: number;
+  resizeMs: number;
+  queueMs: number;
+  inferMs: number;
+  matteMs: number;
+  encodeMs: number;
+  totalMs: number;
+}
+
+export interface ProcessResult extends RawImage {
+  timings: StageTimings;
+}
+
+export interface NativeSegmenter {
+  load(): Promise<SegmenterInfo>;
+  process(input: Buffer, options?: ProcessOptions): Promise<ProcessResult>;
+  info(): SegmenterInfo;
+  close(): void;
+}
+
+interface Addon {
+  Segmenter: new (options: SegmenterOptions) => NativeSegmenter;
+  versions(): { onnxruntime: string; jpeg: string; png: string; napi: number };
+  providers(): string[];
+  decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4 }): Promise<RawImage>;
+  encodePng(pixels: Buffer, width: number, height: number, channels: number, level: number, filter?: string): Promise<Buffer>;
+}
+
+export const projectRoot = path.resolve(__dirname, '..', '..');
+
+let addon: Addon | undefined;
+
+export function native(): Addon {
+  if (!addon) {
+    const file = path.join(projectRoot, 'build', 'Release', 'bgrm.node');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(file) as Addon;
+    } catch (err) {
+      throw new BgrmError(
+        'ERR_NATIVE_MISSING',
+        `cannot load the native core (${file}): ${(err as Error).message}. Build it with: npm run build:native`,
+      );
+    }
+  }
+  return addon;
+}

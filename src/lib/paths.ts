@@ -1,0 +1,24 @@
+// Output paths: names that come from inputs or messages never leave the output folder.
+import * as path from 'node:path';
+import { BgrmError } from './errors';
+
+/** Joins `name` (relative, '/'-separated) under `root`, refusing anything that escapes it. */
+export function safeJoin(root: string, name: string): string {
+  const cleaned = name.replace(/\\/g, '/').split('/').filter((p) => p !== '' && p !== '.');
+  if (cleaned.length === 0 || cleaned.some((p) => p === '..' || p.includes('\0'))) {
+    throw new BgrmError('ERR_UNSAFE_PATH', `refusing output name '${name}': it would leave the output folder`);
+  }
+  const full = path.resolve(root, ...cleaned);
+  const rel = path.relative(path.resolve(root), full);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new BgrmError('ERR_UNSAFE_PATH', `refusing output name '${name}': it would leave the output folder`);
+  }
+  return full;
+}
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
+export const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.mpg', '.mpeg']);
+
+export function isVideoPath(p: string): boolean {
+  return VIDEO_EXTENSIONS.has(path.extname(p).toLowerCase());
+}

@@ -1,0 +1,120 @@
+// The pipeline: pulls frames from a source, keeps a bounded number in the native core at once,
+// and hands results to the sink in source order. Shared by every command that processes frames.
+import type { Frame, FrameSink, FrameSource } from './frame';
+import { errorCode, errorMessage } from './errors';
+import type { NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
+
+export interface FrameFailure {
+  origin: string;
+  frameNumber: number;
+  code: string;
+  message: string;
+}
+
+export interface PipelineSummary {
+  frames: number;
+  succeeded: number;
+  failed: number;
+  failures: FrameFailure[];
+  seconds: number;
+  framesPerSecond: number;
+  /** Mean milliseconds per frame in each stage (native stages, plus the sink's write). */
+  stageMs: Record<keyof StageTimings | 'writeMs', number>;
+}
+
+export interface PipelineProgress {
+  done: number;
+  failed: number;
+  total?: number;
+  elapsedMs: number;
+}
+
+export interface PipelineOptions {
+  source: FrameSource;
+  sink: FrameSink;
+  segmenter: NativeSegmenter;
+  processOptions: ProcessOptions;
+  /** Frames in flight at once (decode, inference, encode overlap between them). */
+  concurrency: number;
+  onProgress?: (p: PipelineProgress) => void;
+  /** Stop reporting every failure beyond this many (they are still counted). */
+  maxReportedFailures?: number;
+}
+
+type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string } };
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
+  const started = performance.now();
+  const stageTotals: Record<string, number> = {};
+  const failures: FrameFailure[] = [];
+  const maxReported = opts.maxReportedFailures ?? 1000;
+  let frames = 0;
+  let succeeded = 0;
+  let failed = 0;
+  const inFlight: Promise<Outcome>[] = [];
+
+  const submit = (frame: Frame): Promise<Outcome> => {
+    if (frame.error) return Promise.resolve({ frame, error: frame.error });
+    const options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
+    return opts.segmenter.process(frame.bytes, options).then(
+      (result) => ({ frame, result }),
+      (err: unknown) => ({ frame, error: { code: errorCode(err), message: errorMessage(err) } }),
+    );
+  };
+
+  const settle = async (outcome: Outcome): Promise<void> => {
+    frames++;
+    if (outcome.result) {
+      const t0 = performance.now();
+      // A sink that cannot write (disk full, broken pipe) fails the whole run: later frames would fail too.
+      await opts.sink.write({ frame: outcome.frame, result: outcome.result });
+      succeeded++;
+      for (const [k, v] of Object.entries(outcome.result.timings)) stageTotals[k] = (stageTotals[k] ?? 0) + v;
+      stageTotals.writeMs = (stageTotals.writeMs ?? 0) + (performance.now() - t0);
+    } else {
+      failed++;
+      const e = outcome.error ?? { code: 'ERR_INTERNAL', message: 'no result' };
+      if (failures.length < maxReported) {
+        failures.push({ origin: outcome.frame.origin, frameNumber: outcome.frame.frameNumber, code: e.code, message: e.message });
+      }
+    }
+    opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started });
+  };
+
+  try {
+    for await (const frame of opts.source.frames()) {
+      inFlight.push(submit(frame));
+      if (inFlight.length >= opts.concurrency) await settle(await inFlight.shift()!);
+    }
+    while (inFlight.length > 0) await settle(await inFlight.shift()!);
+  } catch (err) {
+    // Let frames already in the native core finish before the error propagates (their buffers are borrowed).
+    await Promise.allSettled(inFlight);
+    await opts.sink.abort?.();
+    throw err;
+  } finally {
+    await opts.source.close?.();
+  }
+  await opts.sink.close();
+
+  const seconds = (performance.now() - started) / 1000;
+  const mean = (k: string) => (succeeded > 0 ? (stageTotals[k] ?? 0) / succeeded : 0);
+  return {
+    frames,
+    succeeded,
+    failed,
+    failures,
+    seconds,
+    framesPerSecond: seconds > 0 ? succeeded / seconds : 0,
+    stageMs: {
+      decodeMs: mean('decodeMs'),
+      resizeMs: mean('resizeMs'),
+      queueMs: mean('queueMs'),
+      inferMs: mean('inferMs'),
+      matteMs: mean('matteMs'),
+      encodeMs: mean('encodeMs'),
+      totalMs: mean('totalMs'),
+      writeMs: mean('writeMs'),
+    },
+  };
+}
