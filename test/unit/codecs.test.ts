@@ -1,0 +1,62 @@
+// The native codecs on real and damaged bytes: errors carry stable codes, PNG round-trips exactly.
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../../src/lib/native';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
+
+describe('PNG encode/decode', () => {
+  it.each([1, 3, 4])('round-trips %i-channel pixels losslessly at every level', async (channels) => {
+    const w = 37;
+    const h = 23;
+    const px = Buffer.alloc(w * h * channels);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 7919) % 256;
+    for (const level of [0, 1, 6]) {
+      const png = await native().encodePng(px, w, h, channels, level, 'sub');
+      const back = await native().decode(png, { channels: 4 });
+      expect([back.width, back.height]).toEqual([w, h]);
+      for (let i = 0; i < w * h; i++) {
+        const expected = channels === 1 ? [px[i], px[i], px[i], 255] : channels === 3 ? [...px.subarray(i * 3, i * 3 + 3), 255] : [...px.subarray(i * 4, i * 4 + 4)];
+        expect([...back.data.subarray(i * 4, i * 4 + 4)]).toEqual(expected);
+      }
+    }
+  });
+
+  it('rejects a buffer whose size does not match', async () => {
+    expect(() => native().encodePng(Buffer.alloc(10), 4, 4, 3, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+});
+
+describe('decode errors', () => {
+  it('names an unknown format', async () => {
+    await expect(native().decode(Buffer.from('GIF89a not supported'))).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_FORMAT' });
+  });
+  it('names empty input', async () => {
+    await expect(native().decode(Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_DECODE' });
+  });
+  it('rejects a corrupt PNG', async () => {
+    const png = await native().encodePng(Buffer.alloc(16 * 16 * 3, 100), 16, 16, 3, 1);
+    png[40] ^= 0xff; // inside IDAT: CRC mismatch
+    await expect(native().decode(png)).rejects.toMatchObject({ code: 'ERR_DECODE' });
+  });
+  it('refuses an image over the pixel limit before decoding it', async () => {
+    const png = await native().encodePng(Buffer.alloc(100 * 100 * 3), 100, 100, 3, 1);
+    await expect(native().decode(png, { maxPixels: 5000 })).rejects.toMatchObject({ code: 'ERR_IMAGE_TOO_LARGE' });
+  });
+});
+
+describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('JPEG decode of real photos', () => {
+  const jpg = readFileSync(path.join(testdata, 'rembg', 'car-1.jpg'));
+  it('decodes to RGB of the right size', async () => {
+    const im = await native().decode(jpg);
+    expect([im.width, im.height, im.channels]).toEqual([480, 360, 3]);
+    expect(im.data.length).toBe(480 * 360 * 3);
+  });
+  it('rejects a truncated JPEG instead of filling it grey', async () => {
+    await expect(native().decode(jpg.subarray(0, Math.floor(jpg.length / 2)))).rejects.toMatchObject({ code: 'ERR_DECODE' });
+  });
+  it('rejects a JPEG with a damaged header', async () => {
+    const bad = Buffer.from(jpg);
+    bad.fill(0, 3, 200); // keep the FF D8 FF signature, wipe the segments after it
+    await expect(native().decode(bad)).rejects.toMatchObject({ code: 'ERR_DECODE' });
+  });
+});
