@@ -35,3 +35,41 @@ export function iou(alpha: Uint8Array, mask: Uint8Array): number {
   }
   return union === 0 ? 1 : inter / union;
 }
+
+export interface SequenceScore {
+  sequence: string;
+  frames: number;
+  iou: number;
+  mae: number;
+}
+
+/**
+ * Scores a DAVIS-style folder (NNNNN.jpg beside its NNNNN.png ground truth): mean IoU and MAE of
+ * the model's mask, every `step`-th frame, with a few frames in flight.
+ */
+export async function scoreSequence(
+  segmenter: import('./native').NativeSegmenter,
+  dir: string,
+  opts: { step?: number; concurrency?: number } = {},
+): Promise<SequenceScore> {
+  const { promises: fs } = await import('node:fs');
+  const path = await import('node:path');
+  const step = opts.step ?? 1;
+  const names = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().filter((_, i) => i % step === 0);
+  let iouSum = 0;
+  let maeSum = 0;
+  const score = async (name: string) => {
+    const [jpg, gtPng] = await Promise.all([fs.readFile(path.join(dir, name)), fs.readFile(path.join(dir, name.replace(/\.jpg$/, '.png')))]);
+    const [r, gt] = await Promise.all([segmenter.process(jpg, { output: 'mask', encoding: 'raw' }), greyOf(gtPng)]);
+    iouSum += iou(r.data, gt.data);
+    maeSum += meanAbsError(r.data, gt.data);
+  };
+  const inFlight = new Set<Promise<void>>();
+  for (const name of names) {
+    const p = score(name).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    if (inFlight.size >= (opts.concurrency ?? 2)) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return { sequence: path.basename(dir), frames: names.length, iou: iouSum / names.length, mae: maeSum / names.length };
+}
