@@ -46,6 +46,15 @@ export default class Process extends Command {
     const inputs = argv as string[];
     const toStdout = flags.output === '-' || (inputs[0] === '-' && !flags.output);
     const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.quiet && !flags.json);
+    // First Ctrl-C: stop starting frames, finish and write those in flight, print the summary.
+    const stop = new AbortController();
+    const onSignal = () => {
+      if (stop.signal.aborted) process.exit(130);
+      process.stderr.write('\nstopping: finishing frames in flight (press Ctrl-C again to quit now)\n');
+      stop.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     let summary;
     try {
       summary = await runLocal({
@@ -62,6 +71,7 @@ export default class Process extends Command {
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],
         onProgress: (p) => progress.update(p),
+        signal: stop.signal,
       });
     } catch (err) {
       progress.done();
@@ -78,10 +88,9 @@ export default class Process extends Command {
         `${summary.succeeded}/${summary.frames} frames in ${summary.seconds.toFixed(2)} s (${summary.framesPerSecond.toFixed(2)} frames/s) -> ${summary.output}\n`,
       );
     }
-    if (summary.failed > 0) {
-      for (const f of summary.failures) process.stderr.write(`failed: ${f.origin}: ${f.message} [${f.code}]\n`);
-      if (summary.failures.length < summary.failed) process.stderr.write(`... and ${summary.failed - summary.failures.length} more\n`);
-      this.exit(1);
-    }
+    for (const f of summary.failures) process.stderr.write(`failed: ${f.origin}: ${f.message} [${f.code}]\n`);
+    if (summary.failures.length < summary.failed) process.stderr.write(`... and ${summary.failed - summary.failures.length} more\n`);
+    if (summary.interrupted) this.exit(130);
+    if (summary.failed > 0) this.exit(1);
   }
 }

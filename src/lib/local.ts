@@ -25,6 +25,7 @@ export interface LocalJob extends SegmenterConfig {
   maxPixels: number;
   maxFrames?: number;
   onProgress?: (p: PipelineProgress) => void;
+  signal?: AbortSignal;
 }
 
 export interface LocalSummary extends PipelineSummary {
@@ -104,6 +105,7 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       processOptions,
       concurrency: job.concurrency,
       onProgress: job.onProgress,
+      signal: job.signal,
     });
     return { ...summary, model: model.name, device: info.device, threads: info.threads, output: p.output };
   } finally {

@@ -18,6 +18,8 @@ export interface PipelineSummary {
   failures: FrameFailure[];
   seconds: number;
   framesPerSecond: number;
+  /** True when the run was stopped early by its signal. */
+  interrupted: boolean;
   /** Mean milliseconds per frame in each stage (native stages, plus the sink's write). */
   stageMs: Record<keyof StageTimings | 'writeMs', number>;
 }
@@ -39,6 +41,8 @@ export interface PipelineOptions {
   onProgress?: (p: PipelineProgress) => void;
   /** Stop reporting every failure beyond this many (they are still counted). */
   maxReportedFailures?: number;
+  /** When aborted (SIGINT/SIGTERM), no new frame is started; frames in flight finish and are written. */
+  signal?: AbortSignal;
 }
 
 type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string } };
@@ -83,6 +87,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
 
   try {
     for await (const frame of opts.source.frames()) {
+      if (opts.signal?.aborted) break;
       inFlight.push(submit(frame));
       if (inFlight.length >= opts.concurrency) await settle(await inFlight.shift()!);
     }
@@ -106,6 +111,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     failures,
     seconds,
     framesPerSecond: seconds > 0 ? succeeded / seconds : 0,
+    interrupted: !!opts.signal?.aborted,
     stageMs: {
       decodeMs: mean('decodeMs'),
       resizeMs: mean('resizeMs'),

@@ -1,0 +1,193 @@
+// npm run bench: model-only ONNX Runtime vs bgrm end to end (JPEG in -> RGBA PNG out) on the same
+// 854x480 DAVIS frames and thread count, PNG settings, rembg where it can run, and DAVIS quality.
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { resolveModel } from '../lib/models';
+import { native, projectRoot, type StageTimings } from '../lib/native';
+import { scoreSequence, type SequenceScore } from '../lib/quality';
+import { openSegmenter } from '../lib/segmenter';
+
+interface Args {
+  frames: number;
+  threads: number;
+  concurrency: number;
+  testdata: string;
+  rembg: boolean;
+  quality: boolean;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (name: string, fallback: string) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
+  };
+  return {
+    frames: Number(get('frames', '40')),
+    threads: Number(get('threads', String(os.availableParallelism()))),
+    concurrency: Number(get('concurrency', '3')),
+    testdata: path.resolve(get('testdata', path.join(projectRoot, '..', 'shared', 'testdata'))),
+    rembg: !argv.includes('--no-rembg'),
+    quality: !argv.includes('--no-quality'),
+    json: argv.includes('--json'),
+  };
+}
+
+async function loadFrames(testdata: string, n: number): Promise<string[]> {
+  const dirs = ['dance-twirl', 'breakdance', 'dog', 'blackswan'].map((d) => path.join(testdata, 'davis', d));
+  const files: string[] = [];
+  for (let i = 0; files.length < n; i++) {
+    const d = dirs[i % dirs.length];
+    const names = (await fs.readdir(d)).filter((f) => f.endsWith('.jpg')).sort();
+    files.push(path.join(d, names[Math.floor(i / dirs.length) % names.length]));
+  }
+  return files;
+}
+
+/** Model alone through onnxruntime-node (the same ONNX Runtime library), a fixed input tensor. */
+async function modelOnly(modelPath: string, threads: number, runs: number): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(modelPath, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+  const input = new ort.Tensor('float32', new Float32Array(3 * 320 * 320).map((_, i) => Math.sin(i) * 2), [1, 3, 320, 320]);
+  const feeds = { [session.inputNames[0]]: input };
+  await session.run(feeds);
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) await session.run(feeds);
+  const fps = runs / ((performance.now() - t0) / 1000);
+  await session.release();
+  return fps;
+}
+
+async function endToEnd(files: Buffer[], args: Args, spinning: boolean): Promise<{ fps: number; stages: StageTimings }> {
+  const { segmenter } = await openSegmenter({ model: 'u2netp', threads: args.threads, spinning });
+  await segmenter.process(files[0], { pngLevel: 1 });
+  const totals: Record<string, number> = {};
+  const inFlight = new Set<Promise<void>>();
+  const t0 = performance.now();
+  for (const f of files) {
+    const p = segmenter.process(f, { output: 'rgba', encoding: 'png', pngLevel: 1 }).then((r) => {
+      for (const [k, v] of Object.entries(r.timings)) totals[k] = (totals[k] ?? 0) + v;
+    });
+    const tracked = p.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+    if (inFlight.size >= args.concurrency) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  const fps = files.length / ((performance.now() - t0) / 1000);
+  segmenter.close();
+  const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v / files.length])) as unknown as StageTimings;
+  return { fps, stages };
+}
+
+async function pngSettings(sample: Buffer): Promise<{ level: number; filter: string; ms: number; bytes: number }[]> {
+  const { segmenter } = await openSegmenter({ model: 'u2netp', threads: 1 });
+  const raw = await segmenter.process(sample, { encoding: 'raw' });
+  segmenter.close();
+  const rows = [];
+  for (const level of [0, 1, 3, 6, 9]) {
+    for (const filter of ['none', 'sub', 'up', 'paeth', 'all']) {
+      if (level === 0 && filter !== 'none') continue;
+      await native().encodePng(raw.data, raw.width, raw.height, 4, level, filter);
+      const t0 = performance.now();
+      let png: Buffer = Buffer.alloc(0);
+      for (let i = 0; i < 5; i++) png = await native().encodePng(raw.data, raw.width, raw.height, 4, level, filter);
+      rows.push({ level, filter, ms: (performance.now() - t0) / 5, bytes: png.length });
+    }
+  }
+  return rows;
+}
+
+async function rembgFps(files: string[], threads: number, modelPath: string): Promise<number | string> {
+  const python = process.env.BGRM_REMBG_PYTHON ?? path.join(projectRoot, '.cache', 'rembg-venv', 'bin', 'python');
+  if (!existsSync(python)) return 'not run: no rembg environment (scripts/bench-rembg-setup.sh creates it)';
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-u2net-home-'));
+  await fs.symlink(modelPath, path.join(home, 'u2netp.onnx'));
+  try {
+    const { stdout } = await promisify(execFile)(python, [path.join(projectRoot, 'scripts', 'rembg_bench.py'), String(threads), ...files], {
+      env: { ...process.env, U2NET_HOME: home, OMP_NUM_THREADS: String(threads) },
+      maxBuffer: 2 ** 20,
+      timeout: 30 * 60 * 1000,
+    });
+    return (JSON.parse(stdout.trim().split('\n').pop()!) as { framesPerSecond: number }).framesPerSecond;
+  } catch (err) {
+    return `not run: ${(err as Error).message.split('\n')[0]}`;
+  } finally {
+    await fs.rm(home, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!existsSync(path.join(args.testdata, 'davis'))) {
+    throw new Error(`benchmark frames not found: ${args.testdata}/davis (pass --testdata DIR)`);
+  }
+  const model = await resolveModel('u2netp');
+  const fileNames = await loadFrames(args.testdata, args.frames);
+  const files = await Promise.all(fileNames.map((f) => fs.readFile(f)));
+  const log = (s: string) => !args.json && console.log(s);
+  log(`bgrm benchmark: ${files.length} frames (854x480 JPEG), u2netp, ${args.threads} ONNX Runtime threads, ${os.availableParallelism()} cores`);
+
+  const modelFps = await modelOnly(model.path, args.threads, files.length);
+  log(`model only (onnxruntime-node, fixed tensor):   ${modelFps.toFixed(2)} frames/s`);
+  const e2e = await endToEnd(files, args, false);
+  log(`bgrm end to end (JPEG -> RGBA PNG), C=${args.concurrency}: ${e2e.fps.toFixed(2)} frames/s`);
+  log(`ratio end-to-end / model-only:                  ${(e2e.fps / modelFps).toFixed(3)}  (target >= 0.85)`);
+  const spin = await endToEnd(files, args, true);
+  log(`  same with ONNX Runtime spinning threads:      ${spin.fps.toFixed(2)} frames/s (ratio ${(spin.fps / modelFps).toFixed(3)})`);
+  log(
+    `per-frame stage ms: decode ${e2e.stages.decodeMs.toFixed(1)}, resize+normalise ${e2e.stages.resizeMs.toFixed(1)}, ` +
+      `wait for model ${e2e.stages.queueMs.toFixed(1)}, infer ${e2e.stages.inferMs.toFixed(1)}, matte ${e2e.stages.matteMs.toFixed(1)}, ` +
+      `PNG ${e2e.stages.encodeMs.toFixed(1)}, total latency ${e2e.stages.totalMs.toFixed(1)}`,
+  );
+
+  const png = await pngSettings(files[0]);
+  log('PNG encoding of one 854x480 RGBA cut-out (ms, bytes):');
+  for (const r of png) log(`  level ${r.level} filter ${r.filter.padEnd(5)} ${r.ms.toFixed(1).padStart(6)} ms ${String(r.bytes).padStart(8)} bytes`);
+
+  let rembg: number | string = 'skipped (--no-rembg)';
+  if (args.rembg) {
+    rembg = await rembgFps(fileNames, args.threads, model.path);
+    if (typeof rembg === 'number') {
+      log(`rembg end to end (remove(bytes) -> PNG):       ${rembg.toFixed(2)} frames/s`);
+      log(`ratio bgrm / rembg:                             ${(e2e.fps / rembg).toFixed(2)}`);
+    } else log(`rembg: ${rembg}`);
+  }
+
+  const quality: SequenceScore[] = [];
+  if (args.quality) {
+    const { segmenter } = await openSegmenter({ model: 'u2netp', threads: args.threads });
+    const seqs = (await fs.readdir(path.join(args.testdata, 'davis'))).sort();
+    log('DAVIS quality (every frame), u2netp:');
+    for (const s of seqs) {
+      const score = await scoreSequence(segmenter, path.join(args.testdata, 'davis', s), { step: 1 });
+      quality.push(score);
+      log(`  ${s.padEnd(16)} ${String(score.frames).padStart(4)} frames  IoU ${score.iou.toFixed(3)}  MAE ${score.mae.toFixed(4)}`);
+    }
+    segmenter.close();
+    const mean = quality.reduce((a, q) => a + q.iou, 0) / quality.length;
+    log(`  mean IoU ${mean.toFixed(3)}`);
+  }
+
+  if (args.json) {
+    console.log(
+      JSON.stringify(
+        { frames: files.length, threads: args.threads, modelOnlyFps: modelFps, endToEndFps: e2e.fps, ratio: e2e.fps / modelFps, spinningFps: spin.fps, stageMs: e2e.stages, png, rembgFps: rembg, quality },
+        null,
+        2,
+      ),
+    );
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,173 @@
+// bgrm process end to end: real model, real files and videos, every documented outcome and exit code.
+import { execFileSync } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { native } from '../../src/lib/native';
+import { alphaOf } from '../../src/lib/quality';
+import { runCli } from '../helpers/cli';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
+
+const photo = path.join(testdata, 'rembg', 'car-1.jpg');
+const video = path.join(testdata, 'video', 'breakdance.mp4');
+
+function fraction(a: Uint8Array, pred: (v: number) => boolean): number {
+  let n = 0;
+  for (const v of a) if (pred(v)) n++;
+  return n / a.length;
+}
+
+describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTestdata('video'))('bgrm process', () => {
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-e2e-'));
+  });
+  afterAll(async () => {
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('photo -> RGBA PNG with a real alpha, and a --json summary', async () => {
+    const out = path.join(tmp, 'car.png');
+    const r = await runCli(['process', photo, '-o', out, '--json']);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout.toString());
+    expect(summary).toMatchObject({ frames: 1, succeeded: 1, failed: 0, model: 'u2netp' });
+    expect(summary.stageMs.inferMs).toBeGreaterThan(0);
+    const decoded = await native().decode(await fs.readFile(out), { channels: 4 });
+    expect([decoded.width, decoded.height]).toEqual([480, 360]);
+    const alpha = await alphaOf(await fs.readFile(out));
+    expect(fraction(alpha.data, (v) => v === 0)).toBeGreaterThan(0.2);
+    expect(fraction(alpha.data, (v) => v === 255)).toBeGreaterThan(0.05);
+  });
+
+  it('folder with a sub-folder -> mirrored PNGs', async () => {
+    const input = path.join(tmp, 'in');
+    await fs.mkdir(path.join(input, 'sub'), { recursive: true });
+    await fs.copyFile(photo, path.join(input, 'a.jpg'));
+    await fs.copyFile(path.join(testdata, 'rembg', 'cloth-1.jpg'), path.join(input, 'sub', 'b.JPG'));
+    await fs.writeFile(path.join(input, 'notes.txt'), 'not an image');
+    const out = path.join(tmp, 'out-folder');
+    const r = await runCli(['process', input, '-o', out, '--concurrency', '2']);
+    expect(r.code).toBe(0);
+    expect(existsSync(path.join(out, 'a.png'))).toBe(true);
+    expect(existsSync(path.join(out, 'sub', 'b.png'))).toBe(true);
+    expect(existsSync(path.join(out, 'notes.png'))).toBe(false);
+  });
+
+  it('video -> numbered PNG folder, in order', async () => {
+    const out = path.join(tmp, 'frames');
+    const r = await runCli(['process', video, '-o', out, '--max-frames', '8', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({ frames: 8, succeeded: 8 });
+    const files = (await fs.readdir(out)).sort();
+    expect(files).toEqual(['000000.png', '000001.png', '000002.png', '000003.png', '000004.png', '000005.png', '000006.png', '000007.png']);
+    const first = await native().decode(await fs.readFile(path.join(out, files[0])), { channels: 4 });
+    expect([first.width, first.height]).toEqual([854, 480]);
+  });
+
+  it('video -> .webm whose alpha plane survives decoding', async () => {
+    const out = path.join(tmp, 'clip.webm');
+    const r = await runCli(['process', video, '-o', out, '--max-frames', '6']);
+    expect(r.code).toBe(0);
+    // libvpx-vp9 decodes the alpha side data; alphaextract gives it as grey frames.
+    const alpha = execFileSync('ffmpeg', ['-v', 'error', '-c:v', 'libvpx-vp9', '-i', out, '-vf', 'alphaextract', '-f', 'rawvideo', '-pix_fmt', 'gray', '-'], {
+      maxBuffer: 64 * 2 ** 20,
+    });
+    expect(alpha.length).toBe(854 * 480 * 6);
+    expect(fraction(alpha, (v) => v < 16)).toBeGreaterThan(0.2); // transparent background
+    expect(fraction(alpha, (v) => v > 240)).toBeGreaterThan(0.01); // opaque dancer
+  });
+
+  it('video -> .mov (ProRes 4444 with alpha)', async () => {
+    const out = path.join(tmp, 'clip.mov');
+    const r = await runCli(['process', video, '-o', out, '--max-frames', '3']);
+    expect(r.code).toBe(0);
+    const probe = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,pix_fmt', '-of', 'csv=p=0', out]).toString();
+    expect(probe).toContain('prores');
+    expect(probe).toContain('yuva444p');
+  });
+
+  it('stdin -> stdout in a shell pipeline', async () => {
+    const r = await runCli(['process', '-', '-o', '-'], { stdin: await fs.readFile(photo) });
+    expect(r.code).toBe(0);
+    expect(r.stdout.subarray(1, 4).toString()).toBe('PNG');
+    const alpha = await alphaOf(r.stdout);
+    expect(alpha.width).toBe(480);
+  });
+
+  it('--format mask writes a grey PNG; --background composites to RGB', async () => {
+    const mask = path.join(tmp, 'mask.png');
+    expect((await runCli(['process', photo, '-o', mask, '--format', 'mask'])).code).toBe(0);
+    expect((await fs.readFile(mask))[25]).toBe(0); // IHDR colour type 0: greyscale
+    const green = path.join(tmp, 'green.png');
+    expect((await runCli(['process', photo, '-o', green, '--background', '#00ff00'])).code).toBe(0);
+    expect((await fs.readFile(green))[25]).toBe(2); // colour type 2: RGB
+    const rgb = await native().decode(await fs.readFile(green));
+    expect([...rgb.data.subarray(0, 3)]).toEqual([0, 255, 0]); // the top-left corner is background
+  });
+
+  it('corrupt, truncated and missing inputs are each reported; good ones still succeed; exit 1', async () => {
+    const bad = path.join(tmp, 'bad.jpg');
+    const cut = path.join(tmp, 'cut.jpg');
+    await fs.writeFile(bad, 'this is not an image');
+    const jpg = await fs.readFile(photo);
+    await fs.writeFile(cut, jpg.subarray(0, jpg.length >> 1));
+    const out = path.join(tmp, 'mixed');
+    const r = await runCli(['process', bad, cut, path.join(tmp, 'missing.jpg'), photo, '-o', out, '--json']);
+    expect(r.code).toBe(1);
+    const s = JSON.parse(r.stdout.toString());
+    expect(s).toMatchObject({ frames: 4, succeeded: 1, failed: 3 });
+    expect(s.failures.map((f: { code: string }) => f.code)).toEqual(['ERR_UNSUPPORTED_FORMAT', 'ERR_DECODE', 'ERR_FILE_NOT_FOUND']);
+    expect(r.stderr).toContain('missing.jpg');
+    expect(existsSync(path.join(out, 'car-1.png'))).toBe(true);
+  });
+
+  it('unknown model: exit 1 naming the known ones', async () => {
+    const r = await runCli(['process', photo, '-o', path.join(tmp, 'x.png'), '--model', 'nosuch']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_UNKNOWN_MODEL');
+    expect(r.stderr).toContain('u2netp');
+  });
+
+  it('--device cuda where CUDA cannot be loaded: exit 1 saying what is missing', async () => {
+    const r = await runCli(['process', photo, '-o', path.join(tmp, 'x.png'), '--device', 'cuda']);
+    if (r.code === 0) return; // a machine with a working CUDA provider: nothing to report
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_CUDA_UNAVAILABLE');
+    expect(r.stderr).toMatch(/--device cpu/);
+  });
+
+  it('usage errors exit 2', async () => {
+    const r = await runCli(['process', photo]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('-o');
+  });
+});
+
+describe('bgrm helpers', () => {
+  it('doctor reports ONNX Runtime, providers and ffmpeg', async () => {
+    const r = await runCli(['doctor', '--json']);
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.stdout.toString());
+    expect(d.native.loaded).toBe(true);
+    expect(d.native.onnxruntime).toMatch(/^1\.\d+/);
+    expect(d.native.providers).toContain('CPUExecutionProvider');
+    expect(d.models.find((m: { name: string }) => m.name === 'u2netp').installed).toBe(true);
+  });
+
+  it('models list --json shows the default model installed', async () => {
+    const r = await runCli(['models', 'list', '--json']);
+    expect(r.code).toBe(0);
+    const names = JSON.parse(r.stdout.toString()).models.filter((m: { installed: boolean }) => m.installed).map((m: { name: string }) => m.name);
+    expect(names).toContain('u2netp');
+  });
+
+  it('models pull with a wrong local file fails verification', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-pull-'));
+    await fs.writeFile(path.join(tmp, 'fake.onnx'), 'fake');
+    const r = await runCli(['models', 'pull', 'u2netp', '--from', path.join(tmp, 'fake.onnx')], { env: { BGRM_MODELS_DIR: tmp } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_CHECKSUM');
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+});
