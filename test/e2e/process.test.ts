@@ -37,7 +37,7 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     expect([decoded.width, decoded.height]).toEqual([480, 360]);
     const alpha = await alphaOf(await fs.readFile(out));
     expect(fraction(alpha.data, (v) => v === 0)).toBeGreaterThan(0.2);
-    expect(fraction(alpha.data, (v) => v === 255)).toBeGreaterThan(0.05);
+    expect(fraction(alpha.data, (v) => v >= 200)).toBeGreaterThan(0.1); // the car is opaque
   });
 
   it('folder with a sub-folder -> mirrored PNGs', async () => {
