@@ -25,7 +25,7 @@ Image decodeRgb(const uint8_t* data, size_t size, const DecodeLimits& limits);
 Image decodeRgba(const uint8_t* data, size_t size, const DecodeLimits& limits);
 
 // Encodes 1 (grey), 3 (RGB) or 4 (RGBA) channel 8-bit pixels as PNG.
-// level: zlib level 0-9; filter: "none", "sub", "up", "paeth", "all" (adaptive).
+// level: compression level 0-12 (libdeflate; 0 stores); filter: "none", "sub", "up", "paeth", "all" (adaptive).
 std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::string& filter);
 
 std::string jpegLibraryVersion();

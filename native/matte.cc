@@ -24,9 +24,12 @@ Image cutout(const ImageView& rgb, const Image& alpha) {
   const uint8_t* a = alpha.pixels.data();
   uint8_t* d = out.pixels.data();
   for (size_t i = 0; i < n; ++i) {
-    d[i * 4 + 0] = s[i * 3 + 0];
-    d[i * 4 + 1] = s[i * 3 + 1];
-    d[i * 4 + 2] = s[i * 3 + 2];
+    // Fully transparent pixels get black colour: invisible either way, and long zero runs make the
+    // PNG several times smaller and faster to compress.
+    const uint8_t keep = a[i] ? 0xFF : 0x00;
+    d[i * 4 + 0] = s[i * 3 + 0] & keep;
+    d[i * 4 + 1] = s[i * 3 + 1] & keep;
+    d[i * 4 + 2] = s[i * 3 + 2] & keep;
     d[i * 4 + 3] = a[i];
   }
   return out;

@@ -7,7 +7,8 @@
 
 namespace bgrm {
 
-// Straight (non-premultiplied) RGBA: the source colours with the mask as alpha.
+// Straight (non-premultiplied) RGBA: the source colours with the mask as alpha; where alpha is 0
+// the colour is set to black.
 Image cutout(const ImageView& rgb, const Image& alpha);
 
 // The foreground blended over a solid colour: out = fg * a + bg * (1 - a), RGB.

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PACKAGES=(build-essential cmake pkg-config libturbojpeg0-dev libspng-dev zlib1g-dev ffmpeg ca-certificates)
+PACKAGES=(build-essential cmake pkg-config libturbojpeg0-dev libspng-dev libdeflate-dev zlib1g-dev ffmpeg ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

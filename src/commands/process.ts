@@ -34,7 +34,7 @@ export default class Process extends Command {
     format: Flags.string({ description: 'rgba: cut-out with alpha; mask: the 8-bit mask alone', options: ['rgba', 'mask'], default: 'rgba' }),
     background: Flags.string({ description: "composite onto a colour ('#00ff00', white) or an image file instead of transparency" }),
     concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference)', min: 1, max: 64, default: 3 }),
-    'png-level': Flags.integer({ description: 'PNG zlib level (0 fastest, 9 smallest)', min: 0, max: 9, default: 1 }),
+    'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
     'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),
     json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),

@@ -11,6 +11,8 @@ export interface SegmenterConfig {
   threads?: number;
   /** Threads for decode/resize/encode; default 1. */
   cpuThreads?: number;
+  /** Model runs at once (each with `threads` threads); default 1. */
+  inferenceThreads?: number;
   spinning?: boolean;
 }
 
@@ -32,6 +34,7 @@ export async function openSegmenter(cfg: SegmenterConfig): Promise<OpenSegmenter
     device,
     threads: cfg.threads ?? defaultThreads(),
     cpuThreads: cfg.cpuThreads ?? 1,
+    inferenceThreads: cfg.inferenceThreads ?? 1,
     spinning: cfg.spinning ?? false,
     width: model.input.width,
     height: model.input.height,
