@@ -1,12 +1,12 @@
 // bgrm process end to end: real model, real files and videos, every documented outcome and exit code.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { native } from '../../src/lib/native';
 import { alphaOf } from '../../src/lib/quality';
 import { runCli } from '../helpers/cli';
-import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const photo = path.join(testdata, 'rembg', 'car-1.jpg');
 const video = path.join(testdata, 'video', 'breakdance.mp4');
@@ -127,6 +127,35 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('ERR_UNKNOWN_MODEL');
     expect(r.stderr).toContain('u2netp');
+  });
+
+  it('a file that is not a model: exit 1 with ERR_MODEL_LOAD', async () => {
+    const fake = path.join(tmp, 'fake.onnx');
+    await fs.writeFile(fake, 'not a model');
+    const r = await runCli(['process', photo, '-o', path.join(tmp, 'x.png'), '--model', fake]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_MODEL_LOAD');
+  });
+
+  it('SIGINT stops a long video cleanly: frames in flight are written, summary says interrupted, exit 130', async () => {
+    const out = path.join(tmp, 'stopped');
+    const child = spawn(process.execPath, [cli, 'process', video, '-o', out, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    // wait until a few frames are written, then interrupt
+    for (let i = 0; i < 600 && (await fs.readdir(out).catch(() => [])).filter((f) => f.endsWith('.png')).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    const s = JSON.parse(stdout);
+    expect(s.interrupted).toBe(true);
+    expect(s.succeeded).toBeGreaterThanOrEqual(2);
+    expect(s.succeeded).toBeLessThan(84);
+    const pngs = (await fs.readdir(out)).filter((f) => f.endsWith('.png'));
+    expect(pngs).toHaveLength(s.succeeded); // every counted frame is on disk, no temporary files left
+    expect((await fs.readdir(out)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('--device cuda where CUDA cannot be loaded: exit 1 saying what is missing', async () => {
