@@ -238,6 +238,22 @@ std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::str
   return out;
 }
 
+std::vector<uint8_t> encodeJpeg(const ImageView& rgb, int quality) {
+  if (rgb.channels != 3) throw Error("ERR_ENCODE", "JPEG encoding needs RGB");
+  std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitCompress(), tjDestroy);
+  if (!tj) throw Error("ERR_ENCODE", "cannot initialise the JPEG encoder");
+  unsigned char* buf = nullptr;
+  unsigned long len = 0;
+  if (tjCompress2(tj.get(), rgb.data, rgb.width, int(rgb.stride()), rgb.height, TJPF_RGB, &buf, &len, TJSAMP_420,
+                  std::clamp(quality, 1, 100), 0) != 0) {
+    if (buf) tjFree(buf);
+    throw Error("ERR_ENCODE", std::string("JPEG encoding failed: ") + tjGetErrorStr2(tj.get()));
+  }
+  std::vector<uint8_t> out(buf, buf + len);
+  tjFree(buf);
+  return out;
+}
+
 std::string jpegLibraryVersion() {
 #ifdef LIBJPEG_TURBO_VERSION
   return "libjpeg-turbo " LIBJPEG_TURBO_VERSION;

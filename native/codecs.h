@@ -28,6 +28,9 @@ Image decodeRgba(const uint8_t* data, size_t size, const DecodeLimits& limits);
 // level: compression level 0-12 (libdeflate; 0 stores); filter: "none", "sub", "up", "paeth", "all" (adaptive).
 std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::string& filter);
 
+// Encodes 3-channel RGB as baseline JPEG, quality 1-100, 4:2:0.
+std::vector<uint8_t> encodeJpeg(const ImageView& rgb, int quality);
+
 std::string jpegLibraryVersion();
 std::string pngLibraryVersion();
 

@@ -1,4 +1,5 @@
 // Module-level helpers: library versions, ONNX Runtime providers, one-off decode/encode workers.
+#include <algorithm>
 #include <memory>
 
 #include "binding.h"
@@ -109,15 +110,16 @@ Napi::Value decode(const Napi::CallbackInfo& info) {
 // Encodes raw pixels as PNG on a worker thread (used by the benchmark to choose settings).
 class EncodeWorker : public Napi::AsyncWorker {
  public:
-  EncodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, ImageView view, int level, std::string filter)
+  // level >= 0 with a filter: PNG; jpegQuality > 0: JPEG.
+  EncodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, ImageView view, int level, std::string filter, int jpegQuality = 0)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), view_(view), level_(level),
-        filter_(std::move(filter)) {
+        filter_(std::move(filter)), jpegQuality_(jpegQuality) {
     ref_ = Napi::Persistent(buf);
   }
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
-      png_ = encodePng(view_, level_, filter_);
+      png_ = jpegQuality_ > 0 ? encodeJpeg(view_, jpegQuality_) : encodePng(view_, level_, filter_);
     } catch (const Error& e) {
       SetError(e.what());
     }
@@ -133,6 +135,7 @@ class EncodeWorker : public Napi::AsyncWorker {
   ImageView view_;
   int level_;
   std::string filter_;
+  int jpegQuality_;
   std::vector<uint8_t> png_;
 };
 
@@ -155,6 +158,23 @@ Napi::Value encodePngJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// encodeJpeg(rgb, width, height, quality) -> Promise<Buffer>
+Napi::Value encodeJpegJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsBuffer()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "encodeJpeg(rgbBuffer, width, height, quality)");
+  }
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  ImageView v{buf.Data(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(), 3};
+  if (v.width <= 0 || v.height <= 0 || v.stride() * v.height != buf.Length()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "buffer size does not match width x height x 3");
+  }
+  auto* w = new EncodeWorker(env, buf, v, 0, "", std::max(1, info[3].As<Napi::Number>().Int32Value()));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
@@ -162,6 +182,7 @@ Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
   exports.Set("providers", Napi::Function::New(env, providers));
   exports.Set("decode", Napi::Function::New(env, decode));
   exports.Set("encodePng", Napi::Function::New(env, encodePngJs));
+  exports.Set("encodeJpeg", Napi::Function::New(env, encodeJpegJs));
   return exports;
 }
 

@@ -30,9 +30,11 @@ export function runFfprobe(args: string[]): Promise<string> {
   });
 }
 
-export async function probeVideo(file: string): Promise<VideoInfo> {
+export async function probeVideo(file: string, inputArgs: string[] = []): Promise<VideoInfo> {
+  const live = inputArgs.length > 0; // a camera has no packet count to read
   const out = await runFfprobe([
-    '-v', 'error', '-select_streams', 'v:0', '-count_packets',
+    ...inputArgs,
+    '-v', 'error', '-select_streams', 'v:0', ...(live ? [] : ['-count_packets']),
     '-show_entries', 'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets', '-of', 'json', file,
   ]).catch((e: BgrmError) => {
     if (e.code === 'ERR_VIDEO') throw new BgrmError('ERR_VIDEO', `cannot read video ${file}: ${e.message.replace(/^ffprobe failed: /, '')}`);

@@ -78,6 +78,7 @@ interface Addon {
   providers(): string[];
   decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4 }): Promise<RawImage>;
   encodePng(pixels: Buffer, width: number, height: number, channels: number, level: number, filter?: string): Promise<Buffer>;
+  encodeJpeg(rgb: Buffer, width: number, height: number, quality: number): Promise<Buffer>;
 }
 
 export const projectRoot = path.resolve(__dirname, '..', '..');

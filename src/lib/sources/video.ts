@@ -9,14 +9,16 @@ export class VideoSource implements FrameSource {
     private readonly file: string,
     readonly info: VideoInfo,
     private readonly maxFrames?: number,
+    private readonly inputArgs: string[] = [],
   ) {}
 
-  static async open(file: string, opts: { maxFrames?: number; maxPixels?: number } = {}): Promise<VideoSource> {
-    const info = await probeVideo(file);
+  /** `inputArgs` go before -i (for a camera: ['-f', 'v4l2']). */
+  static async open(file: string, opts: { maxFrames?: number; maxPixels?: number; inputArgs?: string[] } = {}): Promise<VideoSource> {
+    const info = await probeVideo(file, opts.inputArgs);
     if (opts.maxPixels && info.width * info.height > opts.maxPixels) {
       throw new BgrmError('ERR_IMAGE_TOO_LARGE', `video ${file} is ${info.width}x${info.height}, over the --max-pixels limit`);
     }
-    return new VideoSource(file, info, opts.maxFrames);
+    return new VideoSource(file, info, opts.maxFrames, opts.inputArgs);
   }
 
   get total(): number | undefined {
@@ -31,7 +33,7 @@ export class VideoSource implements FrameSource {
   async *frames(): AsyncIterable<Frame> {
     const { width, height } = this.info;
     const frameBytes = width * height * 3;
-    const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', this.file, '-map', '0:v:0', '-fps_mode', 'passthrough'];
+    const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', ...this.inputArgs, '-i', this.file, '-map', '0:v:0', '-fps_mode', 'passthrough'];
     if (this.maxFrames !== undefined) args.push('-frames:v', String(this.maxFrames));
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     const child = spawnFfmpeg('ffmpeg', args);

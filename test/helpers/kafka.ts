@@ -1,0 +1,41 @@
+// A real broker for tests (scripts/kafka/kafka.sh, its own port) and a reader of whole topics.
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as Kafka from 'node-rdkafka';
+import type { IncomingMessage, KafkaHeaders } from '../../src/lib/kafka/messages';
+import { root } from './testdata';
+
+const script = path.join(root, 'scripts', 'kafka', 'kafka.sh');
+
+export function startBroker(port: number): string {
+  return execFileSync('bash', [script, 'start', '--port', String(port)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+export function stopBroker(port: number): void {
+  execFileSync('bash', [script, 'stop', '--port', String(port)], { stdio: 'inherit' });
+}
+
+/** Reads every message of a topic from the beginning until `count` arrived or `timeoutMs` passed. */
+export function readTopic(brokers: string, topic: string, count: number, timeoutMs = 30000): Promise<IncomingMessage[]> {
+  const consumer = new Kafka.KafkaConsumer(
+    { 'group.id': `test-${topic}-${Date.now()}`, 'metadata.broker.list': brokers, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
+    { 'auto.offset.reset': 'earliest' },
+  );
+  const out: IncomingMessage[] = [];
+  return new Promise<IncomingMessage[]>((resolve, reject) => {
+    const timer = setTimeout(() => finish(), timeoutMs);
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      consumer.disconnect(() => (err ? reject(err) : resolve(out)));
+    };
+    consumer.on('ready', () => {
+      consumer.subscribe([topic]);
+      consumer.consume();
+    });
+    consumer.on('data', (m) => {
+      out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers as KafkaHeaders, timestamp: m.timestamp });
+      if (out.length >= count) finish();
+    });
+    consumer.connect({ timeout: 10000 }, (err) => err && finish(new Error(err.message)));
+  });
+}
