@@ -1,7 +1,9 @@
 // bgrm process: remove the background from images, folders, videos or standard input.
 import { Args, Command, Flags } from '@oclif/core';
-import { errorCode, errorMessage } from '../lib/errors';
+import { BgrmError, errorCode, errorMessage } from '../lib/errors';
+import { parseBrokers } from '../lib/kafka/client';
 import { runLocal } from '../lib/local';
+import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
 import { ProgressLine } from '../lib/progress';
 import { defaultThreads } from '../lib/segmenter';
@@ -23,6 +25,7 @@ export default class Process extends Command {
     '<%= config.bin %> process clip.mp4 -o frames/ --format mask',
     'cat a.jpg | <%= config.bin %> process - -o - > a.png',
     "<%= config.bin %> process portrait.jpg -o portrait.png --background '#00ff00'",
+    '<%= config.bin %> process --brokers 127.0.0.1:9092 --topic frames --group cutters -o out/',
   ];
 
   static flags = {
@@ -37,6 +40,13 @@ export default class Process extends Command {
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
     'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),
+    brokers: Flags.string({ description: 'Kafka worker mode: bootstrap servers host:port[,...]', aliases: ['kafka-brokers'], helpGroup: 'KAFKA' }),
+    topic: Flags.string({ description: 'Kafka worker mode: the frame topic to consume', helpGroup: 'KAFKA' }),
+    group: Flags.string({ description: 'consumer group shared by the workers', default: 'bgrm', helpGroup: 'KAFKA' }),
+    'dlq-topic': Flags.string({ description: 'dead-letter topic for frames that cannot be processed (default: TOPIC.dlq)', helpGroup: 'KAFKA' }),
+    'worker-id': Flags.string({ description: 'this worker in reports (default: host-pid)', helpGroup: 'KAFKA' }),
+    'idle-exit': Flags.integer({ description: 'stop after this many seconds without messages (default: run until stopped)', min: 1, helpGroup: 'KAFKA' }),
+    'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10, helpGroup: 'KAFKA' }),
     json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress line', default: false }),
   };
@@ -57,8 +67,7 @@ export default class Process extends Command {
     process.on('SIGTERM', onSignal);
     let summary;
     try {
-      summary = await runLocal({
-        inputs,
+      const common = {
         output: flags.output,
         model: flags.model,
         device: flags.device as 'cpu' | 'cuda',
@@ -70,9 +79,24 @@ export default class Process extends Command {
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],
-        onProgress: (p) => progress.update(p),
+        onProgress: (p: Parameters<ProgressLine['update']>[0]) => progress.update(p),
         signal: stop.signal,
-      });
+      };
+      if (flags.topic || flags.brokers) {
+        if (!flags.topic || inputs.length > 0) throw new BgrmError('ERR_USAGE', 'Kafka worker mode takes --topic (and --brokers), and no input files');
+        summary = await runWorker({
+          ...common,
+          brokers: parseBrokers(flags.brokers ?? '127.0.0.1:9092'),
+          connectTimeoutMs: flags['connect-timeout'] * 1000,
+          topic: flags.topic,
+          group: flags.group,
+          dlqTopic: flags['dlq-topic'],
+          workerId: flags['worker-id'],
+          idleExitMs: flags['idle-exit'] ? flags['idle-exit'] * 1000 : undefined,
+        });
+      } else {
+        summary = await runLocal({ ...common, inputs });
+      }
     } catch (err) {
       progress.done();
       const code = errorCode(err);
@@ -91,6 +115,8 @@ export default class Process extends Command {
     for (const f of summary.failures) process.stderr.write(`failed: ${f.origin}: ${f.message} [${f.code}]\n`);
     if (summary.failures.length < summary.failed) process.stderr.write(`... and ${summary.failed - summary.failures.length} more\n`);
     if (summary.interrupted) this.exit(130);
-    if (summary.failed > 0) this.exit(1);
+    // A worker keeps every failed frame in its dead-letter topic; local runs fail when any input failed.
+    const kept = 'deadLettered' in summary ? summary.deadLettered : 0;
+    if (summary.failed > kept) this.exit(1);
   }
 }

@@ -41,6 +41,12 @@ export interface PipelineOptions {
   onProgress?: (p: PipelineProgress) => void;
   /** Stop reporting every failure beyond this many (they are still counted). */
   maxReportedFailures?: number;
+  /**
+   * Called for every frame once its output is written or its failure recorded, in source order;
+   * a Kafka worker sends failures to the dead-letter topic here and then marks the offset done.
+   * A rejection stops the run.
+   */
+  afterFrame?: (frame: Frame, error?: { code: string; message: string }) => Promise<void>;
   /** When aborted (SIGINT/SIGTERM), no new frame is started; frames in flight finish and are written. */
   signal?: AbortSignal;
 }
@@ -75,12 +81,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       succeeded++;
       for (const [k, v] of Object.entries(outcome.result.timings)) stageTotals[k] = (stageTotals[k] ?? 0) + v;
       stageTotals.writeMs = (stageTotals.writeMs ?? 0) + (performance.now() - t0);
+      await opts.afterFrame?.(outcome.frame);
     } else {
       failed++;
       const e = outcome.error ?? { code: 'ERR_INTERNAL', message: 'no result' };
       if (failures.length < maxReported) {
         failures.push({ origin: outcome.frame.origin, frameNumber: outcome.frame.frameNumber, code: e.code, message: e.message });
       }
+      await opts.afterFrame?.(outcome.frame, e);
     }
     opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started });
   };

@@ -39,3 +39,14 @@ export function readTopic(brokers: string, topic: string, count: number, timeout
     consumer.connect({ timeout: 10000 }, (err) => err && finish(new Error(err.message)));
   });
 }
+
+/** Sends one message as-is (for malformed-input tests); resolves when the broker confirmed it. */
+export async function produceRaw(brokers: string, topic: string, key: string, value: Buffer): Promise<void> {
+  const { connectProducer } = await import('../../src/lib/kafka/client');
+  const producer = await connectProducer({ brokers });
+  await new Promise<void>((resolve, reject) => {
+    producer.on('delivery-report', (err) => (err ? reject(new Error(err.message)) : resolve()));
+    producer.produce(topic, null, value, key);
+  });
+  await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+}

@@ -1,0 +1,76 @@
+// The Kafka worker: frames from a topic (consumer group) to a folder, failures to a dead-letter
+// topic. Offsets are committed only after a frame's file (or dead letter) is durable; a replayed
+// frame rewrites its own file with identical bytes, so the folder holds every frame exactly once.
+import * as os from 'node:os';
+import { backgroundOptions } from './background';
+import { BgrmError } from './errors';
+import type { KafkaConnection } from './kafka/client';
+import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
+import { openSegmenter, type SegmenterConfig } from './segmenter';
+import { DeadLetterSink } from './sinks/dead-letter';
+import { FileSink } from './sinks/files';
+import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
+
+export interface WorkerJob extends SegmenterConfig, KafkaConnection {
+  topic: string;
+  group: string;
+  output?: string;
+  dlqTopic?: string;
+  workerId?: string;
+  format: 'rgba' | 'mask';
+  background?: string;
+  concurrency: number;
+  pngLevel: number;
+  maxPixels: number;
+  idleExitMs?: number;
+  maxFrames?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: PipelineProgress) => void;
+}
+
+export interface WorkerSummary extends PipelineSummary {
+  workerId: string;
+  group: string;
+  topic: string;
+  deadLettered: number;
+  deadLetterTopic: string;
+  output: string;
+  model: string;
+}
+
+export function defaultWorkerId(): string {
+  return `${os.hostname()}-${process.pid}`;
+}
+
+export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
+  if (!job.output) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR: frames are written to DIR/<camera-id>/<frame-number>.png');
+  const workerId = job.workerId ?? defaultWorkerId();
+  const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
+  const extra = await backgroundOptions(job.background);
+  const { segmenter, model } = await openSegmenter(job);
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, idleExitMs: job.idleExitMs });
+  const dlq = new DeadLetterSink(job, dlqTopic);
+  try {
+    await dlq.open();
+    await source.connect();
+    const summary = await runPipeline({
+      source,
+      sink: new FileSink({ folder: job.output }),
+      segmenter,
+      processOptions: { output: job.format, encoding: 'png', pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...extra },
+      concurrency: job.concurrency,
+      onProgress: job.onProgress,
+      signal: job.signal,
+      afterFrame: async (frame, error) => {
+        const f = frame as KafkaFrame;
+        if (error) await dlq.send(f.message, error.code, error.message, workerId);
+        source.markDone(f);
+      },
+    });
+    return { ...summary, workerId, group: job.group, topic: job.topic, deadLettered: dlq.sent, deadLetterTopic: dlqTopic, output: job.output, model: model.name };
+  } finally {
+    await source.close();
+    await dlq.close();
+    segmenter.close();
+  }
+}

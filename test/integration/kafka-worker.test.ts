@@ -1,0 +1,71 @@
+// bgrm process as Kafka workers against a real broker: two workers in one group share a 4-partition
+// topic of two cameras; every frame lands once in the folder; a bad message goes to the dead-letter topic.
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { headerMap } from '../../src/lib/kafka/messages';
+import { native } from '../../src/lib/native';
+import { runCli } from '../helpers/cli';
+import { produceRaw, readTopic, startBroker, stopBroker } from '../helpers/kafka';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
+
+const PORT = 19192;
+const FRAMES = 16;
+
+describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm process as Kafka workers (real broker)', () => {
+  let brokers: string;
+  let out: string;
+  beforeAll(async () => {
+    brokers = startBroker(PORT);
+    out = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-worker-'));
+  }, 180000);
+  afterAll(async () => {
+    stopBroker(PORT);
+    await fs.rm(out, { recursive: true, force: true });
+  });
+
+  it('two workers, two cameras, 4 partitions: every frame once as a valid RGBA PNG; bad input dead-lettered', async () => {
+    const topic = 'frames-workers';
+    for (const [id, video] of [
+      ['cam-a', 'breakdance.mp4'],
+      ['cam-b', 'dance-twirl.mp4'],
+    ]) {
+      const r = await runCli(['capture', '--video', path.join(testdata, 'video', video), '--camera-id', id, '--brokers', brokers, '--topic', topic, '--fps', '0', '--max-frames', String(FRAMES), '--partitions', '4']);
+      expect(r.code).toBe(0);
+    }
+    await produceRaw(brokers, topic, 'cam-a', Buffer.from('definitely not a frame'));
+
+    const worker = (n: number) =>
+      runCli(['process', '--brokers', brokers, '--topic', topic, '--group', 'cutters', '-o', out, '--worker-id', `w${n}`, '--idle-exit', '8', '--threads', '1', '--json']);
+    const results = await Promise.all([worker(1), worker(2)]);
+    const summaries = results.map((r) => {
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout.toString());
+    });
+    const succeeded = summaries.reduce((n, s) => n + s.succeeded, 0);
+    const dead = summaries.reduce((n, s) => n + s.deadLettered, 0);
+    expect(succeeded).toBeGreaterThanOrEqual(2 * FRAMES); // a rebalance may replay a frame; its file is rewritten
+    expect(dead).toBe(1);
+
+    for (const id of ['cam-a', 'cam-b']) {
+      const files = (await fs.readdir(path.join(out, id))).sort();
+      expect(files).toEqual([...Array(FRAMES).keys()].map((i) => `${String(i).padStart(8, '0')}.png`));
+      const im = await native().decode(await fs.readFile(path.join(out, id, files[FRAMES - 1])), { channels: 4 });
+      expect([im.width, im.height, im.channels]).toEqual([854, 480, 4]);
+    }
+    expect((await fs.readdir(out)).sort()).toEqual(['cam-a', 'cam-b']); // no stray or temporary files
+
+    const dlq = await readTopic(brokers, `${topic}.dlq`, 1, 15000);
+    expect(dlq).toHaveLength(1);
+    const h = headerMap(dlq[0].headers);
+    expect(h.get('bgrm-error-code')).toBe('ERR_BAD_MESSAGE');
+    expect(h.get('bgrm-source')).toMatch(new RegExp(`^${topic}\\[\\d\\]@\\d+$`));
+    expect(dlq[0].value!.toString()).toBe('definitely not a frame');
+  }, 600000);
+
+  it('a broker that is down: the worker says so and exits 1', async () => {
+    const r = await runCli(['process', '--brokers', '127.0.0.1:1', '--topic', 't', '-o', out, '--connect-timeout', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_BROKER_UNREACHABLE');
+  });
+});
