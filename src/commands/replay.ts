@@ -1,0 +1,90 @@
+// bgrm replay: reprocess a range of a Kafka frame topic (by offset or time) into a folder.
+import { Command, Flags } from '@oclif/core';
+import { errorCode, errorMessage } from '../lib/errors';
+import { parseBrokers } from '../lib/kafka/client';
+import { DEFAULT_MODEL } from '../lib/models';
+import { ProgressLine } from '../lib/progress';
+import { runReplay } from '../lib/replay';
+import { defaultThreads } from '../lib/segmenter';
+
+function parseTime(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw Object.assign(new Error(`${flag} '${v}' is not an ISO 8601 time (for example 2026-11-25T10:00:00Z)`), { code: 'ERR_USAGE' });
+  return ms;
+}
+
+export default class Replay extends Command {
+  static description = 'Reprocess a range of a Kafka frame topic (offsets or times) into a folder; stops at the end of the range';
+
+  static examples = [
+    '<%= config.bin %> replay --brokers 127.0.0.1:9092 --topic frames --from-offset 0 -o out/',
+    '<%= config.bin %> replay --topic frames --from-time 2026-11-25T10:00:00Z --to-time 2026-11-25T10:05:00Z --camera-id door -o out/',
+  ];
+
+  static flags = {
+    brokers: Flags.string({ description: 'Kafka bootstrap servers', default: '127.0.0.1:9092', aliases: ['kafka-brokers'] }),
+    topic: Flags.string({ description: 'the frame topic', required: true }),
+    'from-offset': Flags.integer({ description: 'first offset (each selected partition)', min: 0, exclusive: ['from-time'] }),
+    'from-time': Flags.string({ description: 'first message time, ISO 8601', exclusive: ['from-offset'] }),
+    'to-offset': Flags.integer({ description: 'end offset, exclusive (default: the end when the replay starts)', min: 0, exclusive: ['to-time'] }),
+    'to-time': Flags.string({ description: 'end time, exclusive, ISO 8601', exclusive: ['to-offset'] }),
+    partition: Flags.integer({ description: 'only this partition (repeatable)', min: 0, multiple: true }),
+    'camera-id': Flags.string({ description: 'only this camera (repeatable)', multiple: true }),
+    output: Flags.string({ char: 'o', description: 'folder: DIR/<camera-id>/<frame-number>.png', required: true }),
+    model: Flags.string({ char: 'm', description: 'model name or .onnx path', default: DEFAULT_MODEL }),
+    device: Flags.string({ options: ['cpu', 'cuda'], default: 'cpu' }),
+    threads: Flags.integer({ description: 'ONNX Runtime threads (default: all cores)', min: 1 }),
+    format: Flags.string({ options: ['rgba', 'mask'], default: 'rgba' }),
+    background: Flags.string({ description: 'composite onto a colour or an image file' }),
+    concurrency: Flags.integer({ min: 1, max: 64, default: 3 }),
+    'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
+    'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
+    'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
+    json: Flags.boolean({ description: 'print a machine-readable summary', default: false }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Replay);
+    const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.json);
+    const stop = new AbortController();
+    const onSignal = () => (stop.signal.aborted ? process.exit(130) : stop.abort());
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let summary;
+    try {
+      summary = await runReplay({
+        brokers: parseBrokers(flags.brokers),
+        connectTimeoutMs: flags['connect-timeout'] * 1000,
+        topic: flags.topic,
+        fromOffset: flags['from-offset'],
+        fromTimeMs: parseTime('--from-time', flags['from-time']),
+        toOffset: flags['to-offset'],
+        toTimeMs: parseTime('--to-time', flags['to-time']),
+        partitions: flags.partition,
+        cameraIds: flags['camera-id'],
+        output: flags.output,
+        model: flags.model,
+        device: flags.device as 'cpu' | 'cuda',
+        threads: flags.threads ?? defaultThreads(),
+        format: flags.format as 'rgba' | 'mask',
+        background: flags.background,
+        concurrency: flags.concurrency,
+        pngLevel: flags['png-level'],
+        maxPixels: flags['max-pixels'],
+        signal: stop.signal,
+        onProgress: (p) => progress.update(p),
+      });
+    } catch (err) {
+      progress.done();
+      const code = errorCode(err);
+      this.error(`${errorMessage(err)} [${code}]`, { exit: code === 'ERR_USAGE' ? 2 : 1 });
+    }
+    progress.done();
+    if (flags.json) this.log(JSON.stringify(summary, null, 2));
+    else this.logToStderr(`${summary.succeeded}/${summary.frames} frames replayed from ${summary.topic} in ${summary.seconds.toFixed(2)} s -> ${summary.output}`);
+    for (const f of summary.failures) this.logToStderr(`failed: ${f.origin}: ${f.message} [${f.code}]`);
+    if (summary.interrupted) this.exit(130);
+    if (summary.failed > 0) this.exit(1);
+  }
+}
