@@ -46,6 +46,7 @@ export default class Process extends Command {
     'dlq-topic': Flags.string({ description: 'dead-letter topic for frames that cannot be processed (default: TOPIC.dlq)', helpGroup: 'KAFKA' }),
     'worker-id': Flags.string({ description: 'this worker in reports (default: host-pid)', helpGroup: 'KAFKA' }),
     'idle-exit': Flags.integer({ description: 'stop after this many seconds without messages (default: run until stopped)', min: 1, helpGroup: 'KAFKA' }),
+    'max-lag-ms': Flags.integer({ description: 'live mode: skip (count, commit) frames older than this at arrival', min: 1, helpGroup: 'KAFKA' }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10, helpGroup: 'KAFKA' }),
     json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress line', default: false }),
@@ -93,6 +94,7 @@ export default class Process extends Command {
           dlqTopic: flags['dlq-topic'],
           workerId: flags['worker-id'],
           idleExitMs: flags['idle-exit'] ? flags['idle-exit'] * 1000 : undefined,
+          maxLagMs: flags['max-lag-ms'],
         });
       } else {
         summary = await runLocal({ ...common, inputs });
@@ -109,6 +111,7 @@ export default class Process extends Command {
       out.write(JSON.stringify(summary, null, 2) + '\n');
     } else if (!toStdout || summary.failed > 0) {
       process.stderr.write(
+        (summary.skipped ? `${summary.skipped} stale frames skipped; ` : '') +
         `${summary.succeeded}/${summary.frames} frames in ${summary.seconds.toFixed(2)} s (${summary.framesPerSecond.toFixed(2)} frames/s) -> ${summary.output}\n`,
       );
     }

@@ -14,6 +14,8 @@ export interface Frame {
   name: string;
   /** Set when the source could not read this frame; the pipeline reports it as a failure. */
   error?: { code: string; message: string };
+  /** Set when the frame is deliberately not processed (too old for a live stream); counted, not failed. */
+  skip?: string;
 }
 
 export interface FrameSource {

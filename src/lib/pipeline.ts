@@ -15,6 +15,8 @@ export interface PipelineSummary {
   frames: number;
   succeeded: number;
   failed: number;
+  /** Frames deliberately not processed (stale in live mode). */
+  skipped: number;
   failures: FrameFailure[];
   seconds: number;
   framesPerSecond: number;
@@ -51,7 +53,7 @@ export interface PipelineOptions {
   signal?: AbortSignal;
 }
 
-type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string } };
+type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string }; skipped?: boolean };
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
   const started = performance.now();
@@ -61,10 +63,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   let frames = 0;
   let succeeded = 0;
   let failed = 0;
+  let skipped = 0;
   const inFlight: Promise<Outcome>[] = [];
 
   const submit = (frame: Frame): Promise<Outcome> => {
     if (frame.error) return Promise.resolve({ frame, error: frame.error });
+    if (frame.skip) return Promise.resolve({ frame, skipped: true });
     const options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
     return opts.segmenter.process(frame.bytes, options).then(
       (result) => ({ frame, result }),
@@ -74,7 +78,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
 
   const settle = async (outcome: Outcome): Promise<void> => {
     frames++;
-    if (outcome.result) {
+    if (outcome.skipped) {
+      skipped++;
+      await opts.afterFrame?.(outcome.frame);
+    } else if (outcome.result) {
       const t0 = performance.now();
       // A sink that cannot write (disk full, broken pipe) fails the whole run: later frames would fail too.
       await opts.sink.write({ frame: outcome.frame, result: outcome.result });
@@ -116,6 +123,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     frames,
     succeeded,
     failed,
+    skipped,
     failures,
     seconds,
     framesPerSecond: seconds > 0 ? succeeded / seconds : 0,

@@ -23,6 +23,7 @@ export interface WorkerJob extends SegmenterConfig, KafkaConnection {
   pngLevel: number;
   maxPixels: number;
   idleExitMs?: number;
+  maxLagMs?: number;
   maxFrames?: number;
   signal?: AbortSignal;
   onProgress?: (p: PipelineProgress) => void;
@@ -48,7 +49,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
   const extra = await backgroundOptions(job.background);
   const { segmenter, model } = await openSegmenter(job);
-  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, idleExitMs: job.idleExitMs });
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}` });
   const dlq = new DeadLetterSink(job, dlqTopic);
   try {
     await dlq.open();

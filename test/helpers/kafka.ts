@@ -7,6 +7,11 @@ import { root } from './testdata';
 
 const script = path.join(root, 'scripts', 'kafka', 'kafka.sh');
 
+/** Each test file runs its own broker on BGRM_TEST_KAFKA_PORT (default 19092) + an offset of its own. */
+export function testPort(offset: number): number {
+  return Number(process.env.BGRM_TEST_KAFKA_PORT ?? 19092) + offset;
+}
+
 export function startBroker(port: number): string {
   return execFileSync('bash', [script, 'start', '--port', String(port)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }

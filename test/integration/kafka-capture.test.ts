@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import { decodeFrameMessage } from '../../src/lib/kafka/messages';
 import { native } from '../../src/lib/native';
 import { runCli } from '../helpers/cli';
-import { readTopic, startBroker, stopBroker } from '../helpers/kafka';
+import { readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
-const PORT = 19092;
+const PORT = testPort(0);
 
 describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm capture (real broker)', () => {
   let brokers: string;

@@ -4,10 +4,10 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCli } from '../helpers/cli';
-import { startBroker, stopBroker } from '../helpers/kafka';
+import { startBroker, stopBroker, testPort } from '../helpers/kafka';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
-const PORT = 19292;
+const PORT = testPort(200);
 const topic = 'frames-replay';
 
 describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm replay (real broker)', () => {

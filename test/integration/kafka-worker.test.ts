@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import { headerMap } from '../../src/lib/kafka/messages';
 import { native } from '../../src/lib/native';
 import { runCli } from '../helpers/cli';
-import { produceRaw, readTopic, startBroker, stopBroker } from '../helpers/kafka';
+import { produceRaw, readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
-const PORT = 19192;
+const PORT = testPort(100);
 const FRAMES = 16;
 
 describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm process as Kafka workers (real broker)', () => {
@@ -62,6 +62,21 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm process as 
     expect(h.get('bgrm-source')).toMatch(new RegExp(`^${topic}\\[\\d\\]@\\d+$`));
     expect(dlq[0].value!.toString()).toBe('definitely not a frame');
   }, 600000);
+
+  it('--max-lag-ms skips frames that are too old, counts them, and commits past them', async () => {
+    const topic = 'frames-stale';
+    const r = await runCli(['capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-s', '--brokers', brokers, '--topic', topic, '--fps', '0', '--max-frames', '4', '--partitions', '1']);
+    expect(r.code).toBe(0);
+    await new Promise((res) => setTimeout(res, 1500));
+    const stale = path.join(out, 'stale');
+    const args = ['process', '--brokers', brokers, '--topic', topic, '--group', 'live', '-o', stale, '--max-lag-ms', '1000', '--idle-exit', '4', '--json'];
+    const first = await runCli(args);
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout.toString())).toMatchObject({ frames: 4, skipped: 4, succeeded: 0, failed: 0 });
+    await expect(fs.readdir(stale)).rejects.toMatchObject({ code: 'ENOENT' });
+    const again = await runCli(args);
+    expect(JSON.parse(again.stdout.toString())).toMatchObject({ frames: 0 }); // the skips were committed
+  }, 120000);
 
   it('a broker that is down: the worker says so and exits 1', async () => {
     const r = await runCli(['process', '--brokers', '127.0.0.1:1', '--topic', 't', '-o', out, '--connect-timeout', '3']);

@@ -17,6 +17,8 @@ export interface KafkaSourceOptions extends KafkaConnection {
   /** Stop when no message arrived for this long (batch use and tests); 0: run until stopped. */
   idleExitMs?: number;
   maxFrames?: number;
+  /** Live mode: frames older than this at arrival (capture time to now) are skipped, counted and committed. */
+  maxLagMs?: number;
   signal?: AbortSignal;
   batchSize?: number;
   commitIntervalMs?: number;
@@ -102,7 +104,9 @@ export class KafkaFrameSource implements FrameSource {
     const origin = `${message.topic}[${message.partition}]@${message.offset}`;
     try {
       const f = decodeFrameMessage(message);
-      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message };
+      const ageMs = Date.now() - f.timestampMs;
+      const skip = this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
+      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip };
     } catch (err) {
       return {
         bytes: Buffer.alloc(0),
