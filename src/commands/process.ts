@@ -34,7 +34,7 @@ export default class Process extends Command {
     device: Flags.string({ description: 'where the model runs', options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'ONNX Runtime threads (default: all cores)', min: 1, max: 256 }),
     'cpu-threads': Flags.integer({ description: 'threads for decode, resize and PNG encode', min: 1, max: 64, default: 1 }),
-    format: Flags.string({ description: 'rgba: cut-out with alpha; mask: the 8-bit mask alone', options: ['rgba', 'mask'], default: 'rgba' }),
+    format: Flags.string({ description: 'rgba: cut-out with alpha; mask: the 8-bit mask alone (default: rgba; mask with --output-topic)', options: ['rgba', 'mask'] }),
     background: Flags.string({ description: "composite onto a colour ('#00ff00', white) or an image file instead of transparency" }),
     concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference)', min: 1, max: 64, default: 3 }),
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
@@ -43,6 +43,9 @@ export default class Process extends Command {
     brokers: Flags.string({ description: 'Kafka worker mode: bootstrap servers host:port[,...]', aliases: ['kafka-brokers'], helpGroup: 'KAFKA' }),
     topic: Flags.string({ description: 'Kafka worker mode: the frame topic to consume', helpGroup: 'KAFKA' }),
     group: Flags.string({ description: 'consumer group shared by the workers', default: 'bgrm', helpGroup: 'KAFKA' }),
+    'output-topic': Flags.string({ description: 'exactly-once output topic (transactions; value: mask PNG unless --format rgba)', helpGroup: 'KAFKA' }),
+    'output-partitions': Flags.integer({ description: 'partitions when the output topic is created', min: 1, default: 4, helpGroup: 'KAFKA' }),
+    'max-message-bytes': Flags.integer({ description: 'largest output message; larger outputs are dead-lettered', min: 1024, default: 1000000, helpGroup: 'KAFKA' }),
     'dlq-topic': Flags.string({ description: 'dead-letter topic for frames that cannot be processed (default: TOPIC.dlq)', helpGroup: 'KAFKA' }),
     'worker-id': Flags.string({ description: 'this worker in reports (default: host-pid)', helpGroup: 'KAFKA' }),
     'idle-exit': Flags.integer({ description: 'stop after this many seconds without messages (default: run until stopped)', min: 1, helpGroup: 'KAFKA' }),
@@ -74,7 +77,7 @@ export default class Process extends Command {
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads ?? defaultThreads(),
         cpuThreads: flags['cpu-threads'],
-        format: flags.format as 'rgba' | 'mask',
+        format: (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask',
         background: flags.background,
         concurrency: flags.concurrency,
         pngLevel: flags['png-level'],
@@ -95,6 +98,9 @@ export default class Process extends Command {
           workerId: flags['worker-id'],
           idleExitMs: flags['idle-exit'] ? flags['idle-exit'] * 1000 : undefined,
           maxLagMs: flags['max-lag-ms'],
+          outputTopic: flags['output-topic'],
+          outputPartitions: flags['output-partitions'],
+          maxMessageBytes: flags['max-message-bytes'],
         });
       } else {
         summary = await runLocal({ ...common, inputs });

@@ -111,11 +111,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     // Let frames already in the native core finish before the error propagates (their buffers are borrowed).
     await Promise.allSettled(inFlight);
     await opts.sink.abort?.();
+    await opts.source.close?.();
     throw err;
+  }
+  // The sink closes first: a transactional sink commits the consumer's offsets through the source.
+  try {
+    await opts.sink.close();
   } finally {
     await opts.source.close?.();
   }
-  await opts.sink.close();
 
   const seconds = (performance.now() - started) / 1000;
   const mean = (k: string) => (succeeded > 0 ? (stageTotals[k] ?? 0) / succeeded : 0);

@@ -9,12 +9,17 @@ import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipe
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
 import { FileSink } from './sinks/files';
+import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
 
 export interface WorkerJob extends SegmenterConfig, KafkaConnection {
   topic: string;
   group: string;
   output?: string;
+  /** Exactly-once output topic (transactions) instead of a folder. */
+  outputTopic?: string;
+  outputPartitions?: number;
+  maxMessageBytes?: number;
   dlqTopic?: string;
   workerId?: string;
   format: 'rgba' | 'mask';
@@ -37,6 +42,7 @@ export interface WorkerSummary extends PipelineSummary {
   deadLetterTopic: string;
   output: string;
   model: string;
+  transactions?: { committed: number; aborted: number };
 }
 
 export function defaultWorkerId(): string {
@@ -44,12 +50,13 @@ export function defaultWorkerId(): string {
 }
 
 export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
-  if (!job.output) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR: frames are written to DIR/<camera-id>/<frame-number>.png');
+  if (job.outputTopic) return runTransactionalWorker(job);
+  if (!job.output) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR (files) or --output-topic TOPIC (exactly-once topic)');
   const workerId = job.workerId ?? defaultWorkerId();
   const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
   const extra = await backgroundOptions(job.background);
   const { segmenter, model } = await openSegmenter(job);
-  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}` });
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, staticMemberId: job.workerId });
   const dlq = new DeadLetterSink(job, dlqTopic);
   try {
     await dlq.open();
@@ -72,6 +79,58 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   } finally {
     await source.close();
     await dlq.close();
+    segmenter.close();
+  }
+}
+
+/** Worker with an output topic: outputs, dead letters and offsets in one transaction per batch. */
+async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
+  if (job.output) throw new BgrmError('ERR_USAGE', 'give either -o DIR or --output-topic, not both');
+  const workerId = job.workerId ?? defaultWorkerId();
+  const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
+  const extra = await backgroundOptions(job.background);
+  const { segmenter, model } = await openSegmenter(job);
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: true, staticMemberId: job.workerId });
+  const sink = new TransactionalTopicSink(
+    {
+      ...job,
+      outputTopic: job.outputTopic!,
+      dlqTopic,
+      partitions: job.outputPartitions ?? 4,
+      transactionalId: `bgrm-${job.group}-${workerId}`,
+      workerId,
+      model: model.name,
+      content: `${job.format}/png`,
+      maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
+    },
+    source,
+  );
+  try {
+    await sink.open();
+    await source.connect();
+    const summary = await runPipeline({
+      source,
+      sink,
+      segmenter,
+      processOptions: { output: job.format, encoding: 'png', pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...extra },
+      concurrency: job.concurrency,
+      onProgress: job.onProgress,
+      signal: job.signal,
+      afterFrame: (frame, error) => sink.afterFrame(frame as KafkaFrame, error),
+    });
+    return {
+      ...summary,
+      workerId,
+      group: job.group,
+      topic: job.topic,
+      deadLettered: sink.deadLettered,
+      deadLetterTopic: dlqTopic,
+      output: job.outputTopic!,
+      model: model.name,
+      transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions },
+    };
+  } finally {
+    await source.close();
     segmenter.close();
   }
 }

@@ -2,13 +2,15 @@
 // when the pipeline has room (bounded memory); offsets are committed only for frames whose output
 // (or dead letter) is durable, in order per partition.
 import * as Kafka from 'node-rdkafka';
-import { errorCode, errorMessage } from '../errors';
+import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { unreachable, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
   message: IncomingMessage;
+  /** The source's epoch when the frame was read; frames of an older epoch were rewound and are void. */
+  epoch: number;
 }
 
 export interface KafkaSourceOptions extends KafkaConnection {
@@ -22,6 +24,13 @@ export interface KafkaSourceOptions extends KafkaConnection {
   signal?: AbortSignal;
   batchSize?: number;
   commitIntervalMs?: number;
+  /** Offsets are committed by someone else (a transactional producer), through takeDone(). */
+  externalCommit?: boolean;
+  /**
+   * Static group membership (a stable --worker-id): a restarted worker takes its partitions back at
+   * once instead of waiting for the dead one's session to expire.
+   */
+  staticMemberId?: string;
 }
 
 export class KafkaFrameSource implements FrameSource {
@@ -30,6 +39,7 @@ export class KafkaFrameSource implements FrameSource {
   private readonly done = new Map<string, Kafka.TopicPartitionOffset>();
   private lastCommit = 0;
   received = 0;
+  epoch = 0;
 
   constructor(private readonly opts: KafkaSourceOptions) {}
 
@@ -47,9 +57,11 @@ export class KafkaFrameSource implements FrameSource {
         'fetch.message.max.bytes': 16 * 1024 * 1024,
         'socket.connection.setup.timeout.ms': this.opts.connectTimeoutMs ?? 10000,
         'log.connection.close': false,
+        'session.timeout.ms': 15000,
+        ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
           // Before partitions go to another worker, commit what is done here.
-          if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) this.commit(true);
+          if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS && !this.opts.externalCommit) this.commit(true);
           if (consumer.rebalanceProtocol() === 'COOPERATIVE') {
             if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) consumer.incrementalAssign(assignment);
             else consumer.incrementalUnassign(assignment);
@@ -106,7 +118,7 @@ export class KafkaFrameSource implements FrameSource {
       const f = decodeFrameMessage(message);
       const ageMs = Date.now() - f.timestampMs;
       const skip = this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
-      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip };
+      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip, epoch: this.epoch };
     } catch (err) {
       return {
         bytes: Buffer.alloc(0),
@@ -117,18 +129,51 @@ export class KafkaFrameSource implements FrameSource {
         name: '',
         error: { code: errorCode(err), message: errorMessage(err) },
         message,
+        epoch: this.epoch,
       };
     }
   }
 
   /** Marks a frame finished (its output or dead letter is durable); frames finish in order per partition. */
   markDone(frame: KafkaFrame): void {
+    if (frame.epoch !== this.epoch) return;
     const { topic, partition, offset } = frame.message;
     this.done.set(`${topic}:${partition}`, { topic, partition, offset: offset + 1 });
   }
 
+  /** The next offsets to commit (for a transaction), forgetting them here. */
+  takeDone(): Kafka.TopicPartitionOffset[] {
+    const offsets = [...this.done.values()];
+    this.done.clear();
+    return offsets;
+  }
+
+  get kafkaConsumer(): Kafka.KafkaConsumer {
+    if (!this.consumer) throw new BgrmError('ERR_INVALID_STATE', 'the Kafka source is not connected');
+    return this.consumer;
+  }
+
+  /**
+   * After an aborted transaction: every frame read so far becomes void (new epoch), and each
+   * partition still assigned here is read again from its last committed offset.
+   */
+  async rewind(): Promise<void> {
+    const consumer = this.kafkaConsumer;
+    this.epoch++;
+    this.done.clear();
+    const assigned = consumer.assignments().map((a) => ({ topic: a.topic, partition: a.partition }));
+    if (assigned.length === 0) return;
+    const committed = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
+      consumer.committed(assigned, 10000, (err, tp) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(tp))),
+    );
+    for (const tp of committed) {
+      const offset = tp.offset >= 0 ? tp.offset : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
+      await new Promise<void>((resolve) => consumer.seek({ topic: tp.topic, partition: tp.partition, offset }, 10000, () => resolve()));
+    }
+  }
+
   private commit(sync: boolean): void {
-    if (!this.consumer || this.done.size === 0) return;
+    if (this.opts.externalCommit || !this.consumer || this.done.size === 0) return;
     if (!sync && Date.now() - this.lastCommit < (this.opts.commitIntervalMs ?? 1000)) return;
     const offsets = [...this.done.values()];
     this.done.clear();

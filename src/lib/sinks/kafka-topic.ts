@@ -1,0 +1,193 @@
+// TransactionalTopicSink: consume -> process -> produce, exactly once. Outputs, dead letters and the
+// consumer's offsets go into one Kafka transaction per batch; read_committed readers see each frame
+// once. When a transaction cannot commit (a rebalance moved partitions, the broker restarted), it
+// is aborted, the source rewinds to the committed offsets, and the frames are processed again.
+import * as Kafka from 'node-rdkafka';
+import { BgrmError, errorMessage } from '../errors';
+import type { FrameSink, ProcessedFrame } from '../frame';
+import { ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
+import type { KafkaHeaders } from '../kafka/messages';
+import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
+
+export interface TopicSinkOptions extends KafkaConnection {
+  outputTopic: string;
+  dlqTopic: string;
+  partitions: number;
+  /** Stable per worker: a restarted worker with the same id fences and aborts its predecessor's transaction. */
+  transactionalId: string;
+  workerId: string;
+  model: string;
+  /** What the value holds, for consumers ("mask/png" or "rgba/png"). */
+  content: string;
+  maxMessageBytes: number;
+  batchFrames?: number;
+  batchMs?: number;
+}
+
+/** Serialises async sections (produce, commit) on one producer. */
+class Lock {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function cb<T = void>(fn: (done: (err: Kafka.LibrdKafkaError | null, v?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+}
+
+export class TransactionalTopicSink implements FrameSink {
+  private producer?: Kafka.Producer;
+  private inTransaction = false;
+  private framesInBatch = 0;
+  private batchStarted = 0;
+  private readonly lock = new Lock();
+  private timer?: NodeJS.Timeout;
+  committedTransactions = 0;
+  abortedTransactions = 0;
+  deadLettered = 0;
+  produced = 0;
+
+  constructor(
+    private readonly opts: TopicSinkOptions,
+    private readonly source: KafkaFrameSource,
+  ) {}
+
+  async open(): Promise<void> {
+    await ensureTopic(this.opts, this.opts.outputTopic, this.opts.partitions);
+    await ensureTopic(this.opts, this.opts.dlqTopic, 1);
+    const producer = new Kafka.Producer({
+      'metadata.broker.list': this.opts.brokers,
+      'client.id': `bgrm-${this.opts.workerId}`,
+      'transactional.id': this.opts.transactionalId,
+      'transaction.timeout.ms': 15000, // an abandoned transaction (killed worker) is aborted within 15 s
+      'enable.idempotence': true,
+      'message.max.bytes': Math.max(this.opts.maxMessageBytes + 64 * 1024, 1024 * 1024),
+      'linger.ms': 5,
+      'socket.connection.setup.timeout.ms': this.opts.connectTimeoutMs ?? 10000,
+    });
+    await new Promise<void>((resolve, reject) =>
+      producer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
+    );
+    producer.setPollInterval(50);
+    await cb((done) => producer.initTransactions(30000, done)).catch((err: Error) => {
+      throw new BgrmError('ERR_KAFKA', `cannot start transactions as ${this.opts.transactionalId}: ${errorMessage(err)}`);
+    });
+    this.producer = producer;
+    // Commit a batch that stays open because no more frames arrive.
+    this.timer = setInterval(() => {
+      if (this.inTransaction && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
+        this.lock.run(() => this.commitBatch()).catch(() => undefined);
+      }
+    }, 200);
+    this.timer.unref();
+  }
+
+  private async begin(): Promise<void> {
+    if (this.inTransaction) return;
+    await cb((done) => this.producer!.beginTransaction(done));
+    this.inTransaction = true;
+    this.framesInBatch = 0;
+    this.batchStarted = Date.now();
+  }
+
+  private produce(topic: string, value: Buffer, key: Buffer | string | null | undefined, headers: KafkaHeaders): void {
+    this.producer!.produce(topic, null, value, key ?? null, Date.now(), undefined, headers as Kafka.MessageHeader[]);
+  }
+
+  write(p: ProcessedFrame): Promise<void> {
+    const frame = p.frame as KafkaFrame;
+    return this.lock.run(async () => {
+      if (frame.epoch !== this.source.epoch) return; // rewound: this frame comes again
+      await this.begin();
+      const m = frame.message;
+      const now = Date.now();
+      const headers: KafkaHeaders = [
+        ...(m.headers ?? []),
+        { 'bgrm-content': this.opts.content },
+        { 'bgrm-model': this.opts.model },
+        { 'bgrm-worker': this.opts.workerId },
+        { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
+        { 'bgrm-processing-ms': p.result.timings.totalMs.toFixed(1) },
+        { 'bgrm-e2e-ms': String(Math.max(0, now - frame.timestampMs)) },
+      ];
+      if (p.result.data.length > this.opts.maxMessageBytes) {
+        this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
+          ...(m.headers ?? []),
+          { 'bgrm-error-code': 'ERR_MESSAGE_TOO_LARGE' },
+          { 'bgrm-error': `output is ${p.result.data.length} bytes, over --max-message-bytes ${this.opts.maxMessageBytes}; use --format mask` },
+          { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
+          { 'bgrm-worker': this.opts.workerId },
+        ]);
+        this.deadLettered++;
+        return;
+      }
+      this.produce(this.opts.outputTopic, p.result.data, m.key, headers);
+      this.produced++;
+    });
+  }
+
+  /** In source order after write (or for a failed frame): dead letter, mark done, maybe commit. */
+  afterFrame(frame: KafkaFrame, error?: { code: string; message: string }): Promise<void> {
+    return this.lock.run(async () => {
+      if (frame.epoch !== this.source.epoch) return;
+      await this.begin();
+      if (error) {
+        const m = frame.message;
+        this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
+          ...(m.headers ?? []),
+          { 'bgrm-error-code': error.code },
+          { 'bgrm-error': error.message.slice(0, 1000) },
+          { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
+          { 'bgrm-worker': this.opts.workerId },
+        ]);
+        this.deadLettered++;
+      }
+      this.source.markDone(frame);
+      this.framesInBatch++;
+      if (this.framesInBatch >= (this.opts.batchFrames ?? 16)) await this.commitBatch();
+    });
+  }
+
+  /** Sends the done offsets and commits; on failure aborts and rewinds the source. Call under the lock. */
+  private async commitBatch(): Promise<void> {
+    if (!this.inTransaction) return;
+    const producer = this.producer!;
+    try {
+      const offsets = this.source.takeDone();
+      if (offsets.length > 0) await cb((done) => producer.sendOffsetsToTransaction(offsets, this.source.kafkaConsumer, 30000, done));
+      await cb((done) => producer.commitTransaction(30000, done));
+      this.committedTransactions++;
+    } catch (err) {
+      const e = err as Kafka.LibrdKafkaError & { isFatal?: boolean; isTxnRequiresAbort?: boolean };
+      if (e.isFatal) throw new BgrmError('ERR_KAFKA_FATAL', `transaction failed for good (${e.message}); another worker may use the same --worker-id`);
+      await cb((done) => producer.abortTransaction(30000, done)).catch(() => undefined);
+      this.abortedTransactions++;
+      await this.source.rewind();
+    } finally {
+      this.inTransaction = false;
+      this.framesInBatch = 0;
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    return this.lock.run(async () => {
+      await this.commitBatch();
+      const p = this.producer;
+      this.producer = undefined;
+      if (p) await new Promise<void>((resolve) => p.disconnect(() => resolve()));
+    });
+  }
+
+  async abort(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    const p = this.producer;
+    this.producer = undefined;
+    if (!p) return;
+    if (this.inTransaction) await cb((done) => p.abortTransaction(10000, done)).catch(() => undefined);
+    await new Promise<void>((resolve) => p.disconnect(() => resolve()));
+  }
+}
