@@ -54,13 +54,18 @@ export async function readTopic(brokers: string, topic: string, count: number, t
   return out;
 }
 
-/** Sends one message as-is (for malformed-input tests); resolves when the broker confirmed it. */
-export async function produceRaw(brokers: string, topic: string, key: string, value: Buffer): Promise<void> {
+/** Sends one message as-is (creating a 1-partition topic if missing); resolves when the broker confirmed it. */
+export async function produceRaw(brokers: string, topic: string, key: string, value: Buffer, headers: KafkaHeaders = []): Promise<void> {
   const { connectProducer } = await import('../../src/lib/kafka/client');
+  const { ensureTopic } = await import('../../src/lib/kafka/client');
+  await ensureTopic({ brokers }, topic, 1);
   const producer = await connectProducer({ brokers });
-  await new Promise<void>((resolve, reject) => {
-    producer.on('delivery-report', (err) => (err ? reject(new Error(err.message)) : resolve()));
-    producer.produce(topic, null, value, key);
-  });
-  await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      producer.on('delivery-report', (err) => (err ? reject(new Error(err.message)) : resolve()));
+      producer.produce(topic, null, value, key, Date.now(), undefined, headers as Kafka.MessageHeader[]);
+    });
+  } finally {
+    await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+  }
 }

@@ -33,6 +33,7 @@ describe('frame messages', () => {
     ['a path as camera id', Buffer.from(JSON.stringify({ camera_id: '../../etc', frame_number: 1, timestamp_ms: 1, frame_data: '' }))],
     ['a negative frame number', Buffer.from(JSON.stringify({ camera_id: 'a', frame_number: -1, timestamp_ms: 1, frame_data: '' }))],
     ['raw bytes without headers', Buffer.from('hello')],
+    ['frame_data that is not base64', Buffer.from(JSON.stringify({ camera_id: 'a', frame_number: 1, timestamp_ms: 1, frame_data: '!!not*base64' }))],
   ])('refuses %s with ERR_BAD_MESSAGE', (_why, value) => {
     expect(() => decodeFrameMessage({ topic: 't', partition: 0, offset: 1, value })).toThrow(expect.objectContaining({ code: 'ERR_BAD_MESSAGE' }));
   });

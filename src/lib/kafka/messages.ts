@@ -116,6 +116,7 @@ export function decodeFrameMessage(msg: IncomingMessage): Frame & { meta: FrameM
       throw badMessage(msg, 'value starts with { but is not valid JSON');
     }
     if (typeof j.frame_data !== 'string') throw badMessage(msg, "JSON frame message without 'frame_data'");
+    if (!/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(j.frame_data)) throw badMessage(msg, "'frame_data' is not base64");
     const meta: FrameMeta = {
       cameraId: checkCameraId(msg, String(j.camera_id ?? '')),
       frameNumber: intField(msg, 'frame_number', j.frame_number),
