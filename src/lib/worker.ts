@@ -43,6 +43,22 @@ export interface WorkerSummary extends PipelineSummary {
   output: string;
   model: string;
   transactions?: { committed: number; aborted: number };
+  /** Capture timestamp to output durable (file renamed / message produced), milliseconds. */
+  latencyMs: { p50: number; p95: number; p99: number; max: number };
+}
+
+/** Keeps the last 10,000 end-to-end latencies (bounded) and reports percentiles. */
+class LatencyWindow {
+  private readonly values: number[] = [];
+  add(ms: number): void {
+    if (this.values.length >= 10000) this.values.shift();
+    this.values.push(ms);
+  }
+  summary(): WorkerSummary['latencyMs'] {
+    const v = [...this.values].sort((a, b) => a - b);
+    const q = (p: number) => (v.length ? v[Math.min(v.length - 1, Math.floor(p * v.length))] : 0);
+    return { p50: q(0.5), p95: q(0.95), p99: q(0.99), max: v.length ? v[v.length - 1] : 0 };
+  }
 }
 
 export function defaultWorkerId(): string {
@@ -58,6 +74,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   const { segmenter, model } = await openSegmenter(job);
   const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, staticMemberId: job.workerId });
   const dlq = new DeadLetterSink(job, dlqTopic);
+  const latency = new LatencyWindow();
   try {
     await dlq.open();
     await source.connect();
@@ -72,10 +89,21 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       afterFrame: async (frame, error) => {
         const f = frame as KafkaFrame;
         if (error) await dlq.send(f.message, error.code, error.message, workerId);
+        else if (!f.skip) latency.add(Date.now() - f.timestampMs);
         source.markDone(f);
       },
     });
-    return { ...summary, workerId, group: job.group, topic: job.topic, deadLettered: dlq.sent, deadLetterTopic: dlqTopic, output: job.output, model: model.name };
+    return {
+      ...summary,
+      workerId,
+      group: job.group,
+      topic: job.topic,
+      deadLettered: dlq.sent,
+      deadLetterTopic: dlqTopic,
+      output: job.output,
+      model: model.name,
+      latencyMs: latency.summary(),
+    };
   } finally {
     await source.close();
     await dlq.close();
@@ -105,6 +133,7 @@ async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
     },
     source,
   );
+  const latency = new LatencyWindow();
   try {
     await sink.open();
     await source.connect();
@@ -116,7 +145,11 @@ async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
-      afterFrame: (frame, error) => sink.afterFrame(frame as KafkaFrame, error),
+      afterFrame: async (frame, error) => {
+        await sink.afterFrame(frame as KafkaFrame, error);
+        // produced inside a transaction: visible to read_committed readers at the batch's commit
+        if (!error && !frame.skip) latency.add(Date.now() - frame.timestampMs);
+      },
     });
     return {
       ...summary,
@@ -128,6 +161,7 @@ async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
       output: job.outputTopic!,
       model: model.name,
       transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions },
+      latencyMs: latency.summary(),
     };
   } finally {
     await source.close();
