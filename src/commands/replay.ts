@@ -5,7 +5,6 @@ import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
 import { ProgressLine } from '../lib/progress';
 import { runReplay } from '../lib/replay';
-import { defaultThreads } from '../lib/segmenter';
 
 function parseTime(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -34,10 +33,10 @@ export default class Replay extends Command {
     output: Flags.string({ char: 'o', description: 'folder: DIR/<camera-id>/<frame-number>.png', required: true }),
     model: Flags.string({ char: 'm', description: 'model name or .onnx path', default: DEFAULT_MODEL }),
     device: Flags.string({ options: ['cpu', 'cuda'], default: 'cpu' }),
-    threads: Flags.integer({ description: 'ONNX Runtime threads (default: all cores)', min: 1 }),
+    threads: Flags.integer({ description: 'one model run with this many threads (default: one single-threaded run per core)', min: 1 }),
     format: Flags.string({ options: ['rgba', 'mask'], default: 'rgba' }),
     background: Flags.string({ description: 'composite onto a colour or an image file' }),
-    concurrency: Flags.integer({ min: 1, max: 64, default: 3 }),
+    concurrency: Flags.integer({ min: 1, max: 64, default: 4 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
@@ -66,7 +65,7 @@ export default class Replay extends Command {
         output: flags.output,
         model: flags.model,
         device: flags.device as 'cpu' | 'cuda',
-        threads: flags.threads ?? defaultThreads(),
+        threads: flags.threads,
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
         concurrency: flags.concurrency,

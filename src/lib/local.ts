@@ -7,7 +7,7 @@ import type { FrameSink, FrameSource } from './frame';
 import type { ProcessOptions } from './native';
 import { isVideoPath } from './paths';
 import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
-import { openSegmenter, type SegmenterConfig } from './segmenter';
+import { openSegmenter, threadLayout, type SegmenterConfig } from './segmenter';
 import { FileSink } from './sinks/files';
 import { StdoutSink } from './sinks/stdout';
 import { VideoSink, isAlphaVideoPath } from './sinks/video';
@@ -32,6 +32,7 @@ export interface LocalSummary extends PipelineSummary {
   model: string;
   device: string;
   threads: number;
+  modelRuns: number;
   output: string;
 }
 
@@ -107,7 +108,7 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       onProgress: job.onProgress,
       signal: job.signal,
     });
-    return { ...summary, model: model.name, device: info.device, threads: info.threads, output: p.output };
+    return { ...summary, model: model.name, device: info.device, threads: info.threads, modelRuns: threadLayout(job).inferenceThreads, output: p.output };
   } finally {
     segmenter.close();
   }

@@ -7,11 +7,11 @@ import { native, type NativeSegmenter, type SegmenterInfo } from './native';
 export interface SegmenterConfig {
   model: string;
   device?: 'cpu' | 'cuda';
-  /** ONNX Runtime intra-op threads; default: all cores. */
+  /** ONNX Runtime intra-op threads per model run; default: 1 (with one run per core, see threadLayout). */
   threads?: number;
   /** Threads for decode/resize/encode; default 1. */
   cpuThreads?: number;
-  /** Model runs at once (each with `threads` threads); default 1. */
+  /** Model runs at once (each with `threads` threads); default: one per core when threads is unset, else 1. */
   inferenceThreads?: number;
   spinning?: boolean;
 }
@@ -26,15 +26,28 @@ export function defaultThreads(): number {
   return Math.max(1, os.availableParallelism());
 }
 
+/**
+ * Thread layout on CPU. Measured on 2 cores (npm run bench): with decode/encode sharing the cores,
+ * one single-threaded model run per core keeps the cores busier than one run using every core
+ * (whose threads wait for each other whenever one is pre-empted). So by default: one run per core,
+ * one thread each; an explicit --threads N means one run with N threads.
+ */
+export function threadLayout(cfg: Pick<SegmenterConfig, 'threads' | 'inferenceThreads' | 'device'>): { threads: number; inferenceThreads: number } {
+  if (cfg.device === 'cuda') return { threads: cfg.threads ?? 1, inferenceThreads: cfg.inferenceThreads ?? 1 };
+  if (cfg.threads === undefined) return { threads: 1, inferenceThreads: cfg.inferenceThreads ?? defaultThreads() };
+  return { threads: cfg.threads, inferenceThreads: cfg.inferenceThreads ?? 1 };
+}
+
 export async function openSegmenter(cfg: SegmenterConfig): Promise<OpenSegmenter> {
   const model = await resolveModel(cfg.model);
   const device = cfg.device ?? 'cpu';
+  const layout = threadLayout(cfg);
   const segmenter = new (native().Segmenter)({
     modelPath: model.path,
     device,
-    threads: cfg.threads ?? defaultThreads(),
+    threads: layout.threads,
     cpuThreads: cfg.cpuThreads ?? 1,
-    inferenceThreads: cfg.inferenceThreads ?? 1,
+    inferenceThreads: layout.inferenceThreads,
     spinning: cfg.spinning ?? false,
     width: model.input.width,
     height: model.input.height,
