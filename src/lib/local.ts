@@ -1,12 +1,11 @@
 // The local pipeline (no broker): choose a source and a sink from the inputs and -o, then run.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { backgroundOptions } from './background';
 import { BgrmError } from './errors';
 import type { FrameSink, FrameSource } from './frame';
-import type { ProcessOptions } from './native';
 import { isVideoPath } from './paths';
-import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
+import { runPipeline, type PipelineSummary } from './pipeline';
+import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, threadLayout, type SegmenterConfig } from './segmenter';
 import { FileSink } from './sinks/files';
 import { StdoutSink } from './sinks/stdout';
@@ -15,17 +14,10 @@ import { FileSource, listImageInputs } from './sources/files';
 import { StdinSource } from './sources/stdin';
 import { VideoSource } from './sources/video';
 
-export interface LocalJob extends SegmenterConfig {
+export interface LocalJob extends SegmenterConfig, RenderJob {
   inputs: string[];
   output?: string;
-  format: 'rgba' | 'mask';
-  background?: string;
-  concurrency: number;
-  pngLevel: number;
-  maxPixels: number;
   maxFrames?: number;
-  onProgress?: (p: PipelineProgress) => void;
-  signal?: AbortSignal;
 }
 
 export interface LocalSummary extends PipelineSummary {
@@ -89,16 +81,9 @@ async function plan(job: LocalJob): Promise<Plan> {
 /** Runs a local job end to end; frame failures are in the summary, setup failures throw. */
 export async function runLocal(job: LocalJob): Promise<LocalSummary> {
   const p = await plan(job);
-  const extra = await backgroundOptions(job.background);
+  const processOptions = await renderOptions(job, p.encoding);
   const { segmenter, model, info } = await openSegmenter(job);
   try {
-    const processOptions: ProcessOptions = {
-      output: job.format,
-      encoding: p.encoding,
-      pngLevel: job.pngLevel,
-      maxPixels: job.maxPixels,
-      ...extra,
-    };
     const summary = await runPipeline({
       source: p.source,
       sink: p.sink,

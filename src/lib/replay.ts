@@ -1,20 +1,14 @@
 // Replay: reprocess a fixed range of a frame topic into a folder. Same pipeline and native core as
 // process; the outputs are deterministic, so replaying a range twice gives byte-identical files.
-import { backgroundOptions } from './background';
 import { BgrmError } from './errors';
-import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
+import { runPipeline, type PipelineSummary } from './pipeline';
+import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { FileSink } from './sinks/files';
 import { KafkaRangeSource, type RangeOptions } from './sources/kafka-range';
 
-export interface ReplayJob extends SegmenterConfig, RangeOptions {
+export interface ReplayJob extends SegmenterConfig, RangeOptions, RenderJob {
   output?: string;
-  format: 'rgba' | 'mask';
-  background?: string;
-  concurrency: number;
-  pngLevel: number;
-  maxPixels: number;
-  onProgress?: (p: PipelineProgress) => void;
 }
 
 export interface ReplaySummary extends PipelineSummary {
@@ -28,7 +22,7 @@ export interface ReplaySummary extends PipelineSummary {
 export async function runReplay(job: ReplayJob): Promise<ReplaySummary> {
   if (!job.output) throw new BgrmError('ERR_USAGE', 'replay needs -o DIR: frames are written to DIR/<camera-id>/<frame-number>.png');
   if (job.fromOffset === undefined && job.fromTimeMs === undefined) throw new BgrmError('ERR_USAGE', 'give --from-offset N or --from-time ISO8601');
-  const extra = await backgroundOptions(job.background);
+  const processOptions = await renderOptions(job);
   const source = new KafkaRangeSource(job);
   const { segmenter, model } = await openSegmenter(job);
   try {
@@ -37,7 +31,7 @@ export async function runReplay(job: ReplayJob): Promise<ReplaySummary> {
       source,
       sink: new FileSink({ folder: job.output }),
       segmenter,
-      processOptions: { output: job.format, encoding: 'png', pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...extra },
+      processOptions,
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,

@@ -2,17 +2,17 @@
 // topic. Offsets are committed only after a frame's file (or dead letter) is durable; a replayed
 // frame rewrites its own file with identical bytes, so the folder holds every frame exactly once.
 import * as os from 'node:os';
-import { backgroundOptions } from './background';
 import { BgrmError } from './errors';
 import type { KafkaConnection } from './kafka/client';
-import { runPipeline, type PipelineProgress, type PipelineSummary } from './pipeline';
+import { runPipeline, type PipelineSummary } from './pipeline';
+import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
 import { FileSink } from './sinks/files';
 import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
 
-export interface WorkerJob extends SegmenterConfig, KafkaConnection {
+export interface WorkerJob extends SegmenterConfig, KafkaConnection, RenderJob {
   topic: string;
   group: string;
   output?: string;
@@ -22,16 +22,9 @@ export interface WorkerJob extends SegmenterConfig, KafkaConnection {
   maxMessageBytes?: number;
   dlqTopic?: string;
   workerId?: string;
-  format: 'rgba' | 'mask';
-  background?: string;
-  concurrency: number;
-  pngLevel: number;
-  maxPixels: number;
   idleExitMs?: number;
   maxLagMs?: number;
   maxFrames?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: PipelineProgress) => void;
 }
 
 export interface WorkerSummary extends PipelineSummary {
@@ -70,7 +63,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   if (!job.output) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR (files) or --output-topic TOPIC (exactly-once topic)');
   const workerId = job.workerId ?? defaultWorkerId();
   const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
-  const extra = await backgroundOptions(job.background);
+  const processOptions = await renderOptions(job);
   const { segmenter, model } = await openSegmenter(job);
   const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, staticMemberId: job.workerId });
   const dlq = new DeadLetterSink(job, dlqTopic);
@@ -82,7 +75,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       source,
       sink: new FileSink({ folder: job.output }),
       segmenter,
-      processOptions: { output: job.format, encoding: 'png', pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...extra },
+      processOptions,
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
@@ -116,7 +109,7 @@ async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
   if (job.output) throw new BgrmError('ERR_USAGE', 'give either -o DIR or --output-topic, not both');
   const workerId = job.workerId ?? defaultWorkerId();
   const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
-  const extra = await backgroundOptions(job.background);
+  const processOptions = await renderOptions(job);
   const { segmenter, model } = await openSegmenter(job);
   const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: true, staticMemberId: job.workerId });
   const sink = new TransactionalTopicSink(
@@ -141,7 +134,7 @@ async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
       source,
       sink,
       segmenter,
-      processOptions: { output: job.format, encoding: 'png', pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...extra },
+      processOptions,
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,

@@ -1,0 +1,19 @@
+// What every job asks of the native core per frame (format, background, PNG level, limits), turned
+// into process options once, for the local pipeline, the Kafka worker and replay alike.
+import { backgroundOptions } from './background';
+import type { ProcessOptions } from './native';
+import type { PipelineProgress } from './pipeline';
+
+export interface RenderJob {
+  format: 'rgba' | 'mask';
+  background?: string;
+  concurrency: number;
+  pngLevel: number;
+  maxPixels: number;
+  onProgress?: (p: PipelineProgress) => void;
+  signal?: AbortSignal;
+}
+
+export async function renderOptions(job: RenderJob, encoding: 'png' | 'raw' = 'png'): Promise<ProcessOptions> {
+  return { output: job.format, encoding, pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...(await backgroundOptions(job.background)) };
+}
