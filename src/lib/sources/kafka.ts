@@ -79,8 +79,15 @@ export class KafkaFrameSource implements FrameSource {
     this.consumer = consumer;
   }
 
+  /** Up to n messages; transient errors (a broker restarting) give an empty batch after a pause. */
   private pull(n: number): Promise<Kafka.Message[]> {
-    return new Promise((resolve, reject) => this.consumer!.consume(n, (err, msgs) => (err ? reject(err) : resolve(msgs))));
+    return new Promise((resolve, reject) =>
+      this.consumer!.consume(n, (err, msgs) => {
+        if (!err) return resolve(msgs);
+        if ((err as Kafka.LibrdKafkaError & { isFatal?: boolean }).isFatal) return reject(new BgrmError('ERR_KAFKA_FATAL', err.message));
+        setTimeout(() => resolve([]), 500);
+      }),
+    );
   }
 
   async *frames(): AsyncIterable<Frame> {
