@@ -8,6 +8,7 @@ import { runPipeline, type PipelineSummary } from './pipeline';
 import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
+import type { FrameSink } from './frame';
 import { FileSink } from './sinks/files';
 import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
@@ -58,106 +59,104 @@ export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}`;
 }
 
-export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
-  if (job.outputTopic) return runTransactionalWorker(job);
-  if (!job.output) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR (files) or --output-topic TOPIC (exactly-once topic)');
-  const workerId = job.workerId ?? defaultWorkerId();
-  const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
-  const processOptions = await renderOptions(job);
-  const { segmenter, model } = await openSegmenter(job);
-  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, staticMemberId: job.workerId });
-  const dlq = new DeadLetterSink(job, dlqTopic);
-  const latency = new LatencyWindow();
-  try {
-    await dlq.open();
-    await source.connect();
-    const summary = await runPipeline({
-      source,
-      sink: new FileSink({ folder: job.output }),
-      segmenter,
-      processOptions,
-      concurrency: job.concurrency,
-      onProgress: job.onProgress,
-      signal: job.signal,
-      afterFrame: async (frame, error) => {
-        const f = frame as KafkaFrame;
-        if (error) await dlq.send(f.message, error.code, error.message, workerId);
-        else if (!f.skip) latency.add(Date.now() - f.timestampMs);
-        source.markDone(f);
-      },
-    });
-    return {
-      ...summary,
-      workerId,
-      group: job.group,
-      topic: job.topic,
-      deadLettered: dlq.sent,
-      deadLetterTopic: dlqTopic,
-      output: job.output,
-      model: model.name,
-      latencyMs: latency.summary(),
-    };
-  } finally {
-    await source.close();
-    await dlq.close();
-    segmenter.close();
-  }
+/** Where a worker's results go: a folder (plus a dead-letter producer) or a transactional topic. */
+interface WorkerOutput {
+  sink: FrameSink;
+  open(): Promise<void>;
+  /** In source order, after a frame was written or failed: dead letter, then mark it done. */
+  settle(frame: KafkaFrame, error?: { code: string; message: string }): Promise<void>;
+  close(): Promise<void>;
+  deadLettered(): number;
+  details(): Pick<WorkerSummary, 'output'> & Partial<Pick<WorkerSummary, 'transactions'>>;
 }
 
-/** Worker with an output topic: outputs, dead letters and offsets in one transaction per batch. */
-async function runTransactionalWorker(job: WorkerJob): Promise<WorkerSummary> {
-  if (job.output) throw new BgrmError('ERR_USAGE', 'give either -o DIR or --output-topic, not both');
-  const workerId = job.workerId ?? defaultWorkerId();
-  const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
-  const processOptions = await renderOptions(job);
-  const { segmenter, model } = await openSegmenter(job);
-  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: true, staticMemberId: job.workerId });
+function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, source: KafkaFrameSource): WorkerOutput {
+  const dlq = new DeadLetterSink(job, dlqTopic);
+  return {
+    sink: new FileSink({ folder }),
+    open: () => dlq.open(),
+    settle: async (frame, error) => {
+      if (error) await dlq.send(frame.message, error.code, error.message, workerId);
+      source.markDone(frame);
+    },
+    close: () => dlq.close(),
+    deadLettered: () => dlq.sent,
+    details: () => ({ output: folder }),
+  };
+}
+
+function topicOutput(job: WorkerJob, topic: string, dlqTopic: string, workerId: string, model: string, source: KafkaFrameSource): WorkerOutput {
   const sink = new TransactionalTopicSink(
     {
       ...job,
-      outputTopic: job.outputTopic!,
+      outputTopic: topic,
       dlqTopic,
       partitions: job.outputPartitions ?? 4,
       transactionalId: `bgrm-${job.group}-${workerId}`,
       workerId,
-      model: model.name,
+      model,
       content: `${job.format}/png`,
       maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
     },
     source,
   );
+  return {
+    sink, // the pipeline closes it: the last transaction commits there
+    open: () => sink.open(),
+    settle: (frame, error) => sink.afterFrame(frame, error),
+    close: async () => undefined,
+    deadLettered: () => sink.deadLettered,
+    details: () => ({ output: topic, transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions } }),
+  };
+}
+
+/**
+ * Runs a worker until stopped (or idle): frames from the group's partitions, to a folder (offsets
+ * committed after files are durable) or to an output topic (outputs and offsets in transactions).
+ */
+export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
+  if (job.output && job.outputTopic) throw new BgrmError('ERR_USAGE', 'give either -o DIR or --output-topic, not both');
+  if (!job.output && !job.outputTopic) throw new BgrmError('ERR_USAGE', 'a worker needs -o DIR (files) or --output-topic TOPIC (exactly-once topic)');
+  const workerId = job.workerId ?? defaultWorkerId();
+  const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
+  const processOptions = await renderOptions(job);
+  const { segmenter, model } = await openSegmenter(job);
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: !!job.outputTopic, staticMemberId: job.workerId });
+  const output = job.outputTopic
+    ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, source)
+    : folderOutput(job, job.output!, dlqTopic, workerId, source);
   const latency = new LatencyWindow();
   try {
-    await sink.open();
+    await output.open();
     await source.connect();
     const summary = await runPipeline({
       source,
-      sink,
+      sink: output.sink,
       segmenter,
       processOptions,
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
       afterFrame: async (frame, error) => {
-        await sink.afterFrame(frame as KafkaFrame, error);
-        // produced inside a transaction: visible to read_committed readers at the batch's commit
+        await output.settle(frame as KafkaFrame, error);
+        // durable now (a file), or at the batch's commit (a transaction)
         if (!error && !frame.skip) latency.add(Date.now() - frame.timestampMs);
       },
     });
     return {
       ...summary,
+      ...output.details(),
       workerId,
       group: job.group,
       topic: job.topic,
-      deadLettered: sink.deadLettered,
+      deadLettered: output.deadLettered(),
       deadLetterTopic: dlqTopic,
-      output: job.outputTopic!,
       model: model.name,
-      transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions },
       latencyMs: latency.summary(),
     };
   } finally {
     await source.close();
+    await output.close();
     segmenter.close();
   }
 }
