@@ -2,6 +2,7 @@
 import { Command, Flags } from '@oclif/core';
 import { runCapture } from '../lib/capture';
 import { errorCode, errorMessage } from '../lib/errors';
+import { stopOnSignals } from '../lib/stop';
 import { parseBrokers } from '../lib/kafka/client';
 
 export default class Capture extends Command {
@@ -34,10 +35,7 @@ export default class Capture extends Command {
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(flags['camera-id']) || ['.', '..'].includes(flags['camera-id'])) {
       this.error("--camera-id may hold letters, digits, '.', '_' and '-' (at most 128) [ERR_USAGE]", { exit: 2 });
     }
-    const stop = new AbortController();
-    const onSignal = () => (stop.signal.aborted ? process.exit(130) : stop.abort());
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const signal = stopOnSignals();
     const tty = !!process.stderr.isTTY && !flags.json;
     let last = 0;
     try {
@@ -55,7 +53,7 @@ export default class Capture extends Command {
         maxFrames: flags['max-frames'],
         partitions: flags.partitions,
         format: flags.format as 'binary' | 'seed-json',
-        signal: stop.signal,
+        signal,
         onProgress: (p) => {
           if (!tty || Date.now() - last < 200) return;
           last = Date.now();

@@ -6,6 +6,7 @@ import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
 import { ProgressLine } from '../lib/progress';
+import { stopOnSignals } from '../lib/stop';
 
 export default class Process extends Command {
   static description =
@@ -60,14 +61,7 @@ export default class Process extends Command {
     const toStdout = flags.output === '-' || (inputs[0] === '-' && !flags.output);
     const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.quiet && !flags.json);
     // First Ctrl-C: stop starting frames, finish and write those in flight, print the summary.
-    const stop = new AbortController();
-    const onSignal = () => {
-      if (stop.signal.aborted) process.exit(130);
-      process.stderr.write('\nstopping: finishing frames in flight (press Ctrl-C again to quit now)\n');
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const signal = stopOnSignals('stopping: finishing frames in flight (press Ctrl-C again to quit now)');
     let summary;
     try {
       const common = {
@@ -83,7 +77,7 @@ export default class Process extends Command {
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],
         onProgress: (p: Parameters<ProgressLine['update']>[0]) => progress.update(p),
-        signal: stop.signal,
+        signal,
       };
       if (flags.topic || flags.brokers) {
         if (!flags.topic || inputs.length > 0) throw new BgrmError('ERR_USAGE', 'Kafka worker mode takes --topic (and --brokers), and no input files');

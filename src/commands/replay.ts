@@ -1,6 +1,7 @@
 // bgrm replay: reprocess a range of a Kafka frame topic (by offset or time) into a folder.
 import { Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../lib/errors';
+import { stopOnSignals } from '../lib/stop';
 import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
 import { ProgressLine } from '../lib/progress';
@@ -46,10 +47,7 @@ export default class Replay extends Command {
   async run(): Promise<void> {
     const { flags } = await this.parse(Replay);
     const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.json);
-    const stop = new AbortController();
-    const onSignal = () => (stop.signal.aborted ? process.exit(130) : stop.abort());
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const signal = stopOnSignals();
     let summary;
     try {
       summary = await runReplay({
@@ -71,7 +69,7 @@ export default class Replay extends Command {
         concurrency: flags.concurrency,
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
-        signal: stop.signal,
+        signal,
         onProgress: (p) => progress.update(p),
       });
     } catch (err) {
