@@ -3,6 +3,8 @@
 #   scripts/kafka/kafka.sh start [--port 9092]   waits until the broker has started; prints its address
 #   scripts/kafka/kafka.sh stop  [--port 9092]   stops it and deletes its data
 #   scripts/kafka/kafka.sh status [--port 9092]
+# With --keep-data, stop keeps the broker's data and start reuses it: a restart that loses nothing
+# (used to test recovery from a broker outage).
 # Jars come from Maven Central (scripts/kafka/pom.xml) into .cache/kafka/libs; data goes to a fresh
 # folder under .cache/kafka/; the broker listens on 127.0.0.1 only.
 set -euo pipefail
@@ -10,9 +12,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cmd="${1:-}"; shift || true
 port=9092
+keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
+    --keep-data) keep=1; shift ;;
     *) echo "kafka.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +44,9 @@ case "$cmd" in
   start)
     if running; then echo "127.0.0.1:$port"; exit 0; fi
     ensure_jars
+    if [ "$keep" = 1 ] && [ -f "$run/data/meta.properties" ]; then
+      : # the data of the last run, kept by stop --keep-data
+    else
     rm -rf "$run"; mkdir -p "$run/data"
     cat > "$run/server.properties" <<PROPS
 process.roles=broker,controller
@@ -67,6 +74,8 @@ PROPS
     cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid | tail -n1)"
     java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" >"$run/format.log" 2>&1 \
       || { cat "$run/format.log" >&2; exit 1; }
+    fi
+    mv -f "$run/server.log" "$run/server.log.prev" 2>/dev/null || true
     setsid nohup bash -c "$(declare -f java_cmd); libs='$libs' run='$run' here='$here'; java_cmd kafka.Kafka '$run/server.properties'" \
       >"$run/stdout.log" 2>&1 < /dev/null &
     echo $! > "$pidfile"
@@ -85,7 +94,7 @@ PROPS
       for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       kill -9 -- -"$pid" 2>/dev/null || true
     fi
-    rm -rf "$run"
+    if [ "$keep" = 1 ]; then rm -f "$pidfile"; else rm -rf "$run"; fi
     ;;
   status)
     if running; then echo "running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; else echo "not running"; exit 1; fi

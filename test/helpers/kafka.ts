@@ -16,12 +16,26 @@ export function startBroker(port: number): string {
   return execFileSync('bash', [script, 'start', '--port', String(port)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
-export function stopBroker(port: number): void {
-  execFileSync('bash', [script, 'stop', '--port', String(port)], { stdio: 'inherit' });
+/** Starts the broker of `port` again on the data that stopBroker(port, true) kept. */
+export function startBrokerAgain(port: number): string {
+  return execFileSync('bash', [script, 'start', '--port', String(port), '--keep-data'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
-/** Reads every message of a topic from the beginning until `count` arrived or `timeoutMs` passed. */
-export async function readTopic(brokers: string, topic: string, count: number, timeoutMs = 30000): Promise<IncomingMessage[]> {
+export function stopBroker(port: number, keepData = false): void {
+  execFileSync('bash', [script, 'stop', '--port', String(port), ...(keepData ? ['--keep-data'] : [])], { stdio: 'inherit' });
+}
+
+/**
+ * Reads every committed message of a topic from the beginning until `count` arrived (or `until`
+ * holds for those read so far) or `timeoutMs` passed.
+ */
+export async function readTopic(
+  brokers: string,
+  topic: string,
+  count: number,
+  timeoutMs = 30000,
+  until: (msgs: IncomingMessage[]) => boolean = () => false,
+): Promise<IncomingMessage[]> {
   const consumer = new Kafka.KafkaConsumer(
     {
       'group.id': `test-${topic}-${Date.now()}`,
@@ -38,7 +52,7 @@ export async function readTopic(brokers: string, topic: string, count: number, t
   const out: IncomingMessage[] = [];
   const deadline = Date.now() + timeoutMs;
   // Batch (non-flowing) reads: disconnecting a flowing consumer with messages in flight can crash it.
-  while (out.length < count && Date.now() < deadline) {
+  while (out.length < count && !until(out) && Date.now() < deadline) {
     const batch = await new Promise<Kafka.Message[]>((resolve, reject) =>
       consumer.consume(16, (err, m) => {
         // a topic that its producer has not created yet is not an error for a reader that waits

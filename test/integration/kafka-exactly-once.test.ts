@@ -18,18 +18,21 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('exactly once wit
   }, 180000);
   afterAll(() => stopBroker(PORT));
 
-  it('SIGKILL mid-stream, restart: every frame once in the output topic, the bad message once in the DLQ', async () => {
-    const r = await runCli(['capture', '--video', path.join(testdata, 'video', 'dance-twirl.mp4'), '--camera-id', 'cam-k', '--brokers', brokers, '--topic', 'eos-in', '--fps', '0', '--max-frames', String(FRAMES), '--partitions', '2']);
+  // killed early, in the middle, and near the end of the stream
+  it.each([2, 9, 18])('SIGKILL after %i committed outputs, restart: every frame once in the output topic, the bad message once in the DLQ', async (killAfter) => {
+    const input = `eos-in-${killAfter}`;
+    const output = `eos-out-${killAfter}`;
+    const r = await runCli(['capture', '--video', path.join(testdata, 'video', 'dance-twirl.mp4'), '--camera-id', 'cam-k', '--brokers', brokers, '--topic', input, '--fps', '0', '--max-frames', String(FRAMES), '--partitions', '2']);
     expect(r.code).toBe(0);
-    await produceRaw(brokers, 'eos-in', 'cam-k', Buffer.from('garbage'));
-    const args = ['process', '--brokers', brokers, '--topic', 'eos-in', '--group', 'eos', '--output-topic', 'eos-out', '--worker-id', 'w1', '--json'];
+    await produceRaw(brokers, input, 'cam-k', Buffer.from('garbage'));
+    const args = ['process', '--brokers', brokers, '--topic', input, '--group', `eos-${killAfter}`, '--output-topic', output, '--worker-id', 'w1', '--json'];
 
     const first = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
     const exited = new Promise((res) => first.on('close', res));
     try {
       // wait until some frames are committed, then kill without any chance to clean up
-      const early = await readTopic(brokers, 'eos-out', 3, 120000);
-      expect(early.length).toBeGreaterThanOrEqual(3);
+      const early = await readTopic(brokers, output, killAfter, 120000);
+      expect(early.length).toBeGreaterThanOrEqual(killAfter);
       expect(early.length).toBeLessThan(FRAMES); // it really was mid-stream
     } finally {
       first.kill('SIGKILL');
@@ -41,7 +44,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('exactly once wit
     const summary = JSON.parse(second.stdout.toString());
     expect(summary.transactions.committed).toBeGreaterThan(0);
 
-    const out = await readTopic(brokers, 'eos-out', 10_000, 20000); // read_committed, everything there is
+    const out = await readTopic(brokers, output, 10_000, 20000); // read_committed, everything there is
     const numbers = out.map((m) => decodeFrameMessage(m).frameNumber).sort((a, b) => a - b);
     expect(numbers).toEqual([...Array(FRAMES).keys()]);
     const h = headerMap(out[0].headers);
@@ -51,7 +54,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('exactly once wit
     const mask = await native().decode(out[0].value!);
     expect([mask.width, mask.height]).toEqual([854, 480]);
 
-    const dlq = await readTopic(brokers, 'eos-in.dlq', 10_000, 10000);
+    const dlq = await readTopic(brokers, `${input}.dlq`, 10_000, 10000);
     expect(dlq).toHaveLength(1);
     expect(headerMap(dlq[0].headers).get('bgrm-error-code')).toBe('ERR_BAD_MESSAGE');
   }, 600000);

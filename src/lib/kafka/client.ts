@@ -27,12 +27,16 @@ export function unreachable(conn: KafkaConnection, detail: string): BgrmError {
   );
 }
 
-function baseConfig(conn: KafkaConnection): Kafka.GlobalConfig {
+/** Settings every bgrm client shares: bounded connection set-up, quick reconnects after a broker restart. */
+export function baseConfig(conn: KafkaConnection): Kafka.GlobalConfig {
   return {
     'metadata.broker.list': conn.brokers,
     'client.id': conn.clientId ?? 'bgrm',
     'socket.connection.setup.timeout.ms': conn.connectTimeoutMs ?? 10000,
     'log.connection.close': false,
+    // librdkafka backs off up to 10 s between reconnects by default; a restarted broker is back sooner
+    'reconnect.backoff.ms': 100,
+    'reconnect.backoff.max.ms': 1000,
   };
 }
 

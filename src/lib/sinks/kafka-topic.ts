@@ -5,7 +5,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
-import { ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
 import type { KafkaHeaders } from '../kafka/messages';
 import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
 
@@ -42,6 +42,8 @@ export class TransactionalTopicSink implements FrameSink {
   private producer?: Kafka.Producer;
   private inTransaction = false;
   private framesInBatch = 0;
+  /** Frames whose output is produced but whose offset is not yet marked done: no commit in between. */
+  private unsettled = 0;
   private batchStarted = 0;
   private readonly lock = new Lock();
   private timer?: NodeJS.Timeout;
@@ -53,20 +55,27 @@ export class TransactionalTopicSink implements FrameSink {
   constructor(
     private readonly opts: TopicSinkOptions,
     private readonly source: KafkaFrameSource,
-  ) {}
+  ) {
+    // A partition moving to another worker: this worker's open transaction may hold its outputs.
+    // Abort it before the partition goes, then read what stays here again from the committed offsets.
+    source.revokeHandler = (partitions) =>
+      this.lock.run(async () => {
+        await this.abortBatch();
+        this.source.unassign(partitions);
+        await this.source.rewind();
+      });
+  }
 
   async open(): Promise<void> {
     await ensureTopic(this.opts, this.opts.outputTopic, this.opts.partitions);
     await ensureTopic(this.opts, this.opts.dlqTopic, 1);
     const producer = new Kafka.Producer({
-      'metadata.broker.list': this.opts.brokers,
-      'client.id': `bgrm-${this.opts.workerId}`,
+      ...baseConfig({ ...this.opts, clientId: `bgrm-${this.opts.workerId}` }),
       'transactional.id': this.opts.transactionalId,
       'transaction.timeout.ms': 15000, // an abandoned transaction (killed worker) is aborted within 15 s
       'enable.idempotence': true,
       'message.max.bytes': Math.max(this.opts.maxMessageBytes + 64 * 1024, 1024 * 1024),
       'linger.ms': 5,
-      'socket.connection.setup.timeout.ms': this.opts.connectTimeoutMs ?? 10000,
     });
     await new Promise<void>((resolve, reject) =>
       producer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
@@ -78,7 +87,7 @@ export class TransactionalTopicSink implements FrameSink {
     this.producer = producer;
     // Commit a batch that stays open because no more frames arrive.
     this.timer = setInterval(() => {
-      if (this.inTransaction && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
+      if (this.inTransaction && this.unsettled === 0 && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
         this.lock.run(() => this.commitBatch()).catch(() => undefined);
       }
     }, 200);
@@ -126,6 +135,7 @@ export class TransactionalTopicSink implements FrameSink {
       }
       this.produce(this.opts.outputTopic, p.result.data, m.key, headers);
       this.produced++;
+      this.unsettled++;
     });
   }
 
@@ -134,6 +144,7 @@ export class TransactionalTopicSink implements FrameSink {
     return this.lock.run(async () => {
       if (frame.epoch !== this.source.epoch) return;
       await this.begin();
+      if (!error && !frame.skip) this.unsettled = Math.max(0, this.unsettled - 1);
       if (error) {
         const m = frame.message;
         this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
@@ -163,13 +174,25 @@ export class TransactionalTopicSink implements FrameSink {
     } catch (err) {
       const e = err as Kafka.LibrdKafkaError & { isFatal?: boolean; isTxnRequiresAbort?: boolean };
       if (e.isFatal) throw new BgrmError('ERR_KAFKA_FATAL', `transaction failed for good (${e.message}); another worker may use the same --worker-id`);
-      await cb((done) => producer.abortTransaction(30000, done)).catch(() => undefined);
-      this.abortedTransactions++;
+      await this.abortBatch();
       await this.source.rewind();
     } finally {
       this.inTransaction = false;
       this.framesInBatch = 0;
+      this.unsettled = 0;
     }
+  }
+
+  /** Aborts the open transaction, if any: none of its outputs or offsets become visible. Call under the lock. */
+  private async abortBatch(): Promise<void> {
+    if (this.inTransaction && this.producer) {
+      const producer = this.producer;
+      await cb((done) => producer.abortTransaction(30000, done)).catch(() => undefined);
+      this.abortedTransactions++;
+    }
+    this.inTransaction = false;
+    this.framesInBatch = 0;
+    this.unsettled = 0;
   }
 
   close(): Promise<void> {

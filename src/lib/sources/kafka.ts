@@ -4,7 +4,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
-import { unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, unreachable, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
@@ -38,6 +38,16 @@ export class KafkaFrameSource implements FrameSource {
   /** Highest done offset + 1 per "topic:partition", not yet committed. */
   private readonly done = new Map<string, Kafka.TopicPartitionOffset>();
   private lastCommit = 0;
+  /** Partitions assigned to this member now ("topic:partition"); messages of others are not ours. */
+  private readonly owned = new Set<string>();
+  /**
+   * With externalCommit, partitions being revoked go through this first (the transactional sink
+   * aborts its open transaction and then calls unassign() and rewind()); default: unassign at once.
+   */
+  revokeHandler?: (partitions: Kafka.Assignment[]) => Promise<void>;
+  /** The fetch in progress, and a rewind in progress: the two never overlap. */
+  private pulling?: Promise<Kafka.Message[]>;
+  private seeking?: Promise<void>;
   received = 0;
   epoch = 0;
 
@@ -46,8 +56,7 @@ export class KafkaFrameSource implements FrameSource {
   async connect(): Promise<void> {
     const consumer = new Kafka.KafkaConsumer(
       {
-        'metadata.broker.list': this.opts.brokers,
-        'client.id': this.opts.clientId ?? 'bgrm-worker',
+        ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
         'group.id': this.opts.group,
         'enable.auto.commit': false,
         'enable.auto.offset.store': false,
@@ -55,18 +64,24 @@ export class KafkaFrameSource implements FrameSource {
         'isolation.level': 'read_committed',
         'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
         'fetch.message.max.bytes': 16 * 1024 * 1024,
-        'socket.connection.setup.timeout.ms': this.opts.connectTimeoutMs ?? 10000,
-        'log.connection.close': false,
         'session.timeout.ms': 15000,
         ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
-          // Before partitions go to another worker, commit what is done here.
-          if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS && !this.opts.externalCommit) this.commit(true);
-          if (consumer.rebalanceProtocol() === 'COOPERATIVE') {
-            if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) consumer.incrementalAssign(assignment);
-            else consumer.incrementalUnassign(assignment);
-          } else if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) consumer.assign(assignment);
-          else consumer.unassign();
+          if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
+            for (const a of assignment) this.owned.add(`${a.topic}:${a.partition}`);
+            if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalAssign(assignment);
+            else consumer.assign(assignment);
+            return;
+          }
+          // Revoked: from now on nothing of these partitions is processed or committed here.
+          for (const a of assignment) this.owned.delete(`${a.topic}:${a.partition}`);
+          if (this.opts.externalCommit && this.revokeHandler && this.consumer) {
+            // The open transaction may hold their outputs: it is aborted before the partitions go.
+            this.revokeHandler(assignment).catch(() => this.unassign(assignment, consumer));
+            return;
+          }
+          this.commit(true, assignment); // before partitions go to another worker, commit what is done here
+          this.unassign(assignment, consumer);
         },
       },
       { 'auto.offset.reset': 'earliest' },
@@ -77,6 +92,17 @@ export class KafkaFrameSource implements FrameSource {
     consumer.setDefaultConsumeTimeout(200);
     consumer.subscribe([this.opts.topic]);
     this.consumer = consumer;
+  }
+
+  /** Gives revoked partitions up (the second half of a rebalance). */
+  unassign(partitions: Kafka.Assignment[], consumer = this.consumer): void {
+    if (!consumer) return;
+    try {
+      if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalUnassign(partitions);
+      else consumer.unassign();
+    } catch {
+      // disconnected meanwhile: nothing left to give up
+    }
   }
 
   /** Up to n messages; transient errors (a broker restarting) give an empty batch after a pause. */
@@ -96,9 +122,16 @@ export class KafkaFrameSource implements FrameSource {
     while (!this.opts.signal?.aborted) {
       if (this.opts.maxFrames !== undefined && this.received >= this.opts.maxFrames) break;
       const want = Math.min(this.opts.batchSize ?? 4, (this.opts.maxFrames ?? Infinity) - this.received);
-      const msgs = await this.pull(want);
+      if (this.seeking) await this.seeking.catch(() => undefined); // a rewind repositions the partitions: wait for it
+      const epoch = this.epoch;
+      const pulling = this.pull(want);
+      this.pulling = pulling;
+      const fetched = await pulling;
+      this.pulling = undefined;
       this.commit(false);
-      if (msgs.length === 0) {
+      // Messages of partitions revoked meanwhile belong to their new owner, who reads them from the committed offset.
+      const msgs = fetched.filter((m) => this.owned.has(`${m.topic}:${m.partition}`));
+      if (fetched.length === 0) {
         if (this.opts.idleExitMs && Date.now() - idleSince > this.opts.idleExitMs) break;
         continue;
       }
@@ -114,18 +147,18 @@ export class KafkaFrameSource implements FrameSource {
           headers: m.headers as KafkaHeaders,
           timestamp: m.timestamp,
         };
-        yield this.toFrame(message);
+        yield this.toFrame(message, epoch);
       }
     }
   }
 
-  private toFrame(message: IncomingMessage): KafkaFrame {
+  private toFrame(message: IncomingMessage, epoch: number): KafkaFrame {
     const origin = `${message.topic}[${message.partition}]@${message.offset}`;
     try {
       const f = decodeFrameMessage(message);
       const ageMs = Date.now() - f.timestampMs;
       const skip = this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
-      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip, epoch: this.epoch };
+      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip, epoch };
     } catch (err) {
       return {
         bytes: Buffer.alloc(0),
@@ -136,15 +169,15 @@ export class KafkaFrameSource implements FrameSource {
         name: '',
         error: { code: errorCode(err), message: errorMessage(err) },
         message,
-        epoch: this.epoch,
+        epoch,
       };
     }
   }
 
   /** Marks a frame finished (its output or dead letter is durable); frames finish in order per partition. */
   markDone(frame: KafkaFrame): void {
-    if (frame.epoch !== this.epoch) return;
     const { topic, partition, offset } = frame.message;
+    if (frame.epoch !== this.epoch || !this.owned.has(`${topic}:${partition}`)) return;
     this.done.set(`${topic}:${partition}`, { topic, partition, offset: offset + 1 });
   }
 
@@ -166,24 +199,54 @@ export class KafkaFrameSource implements FrameSource {
    */
   async rewind(): Promise<void> {
     const consumer = this.kafkaConsumer;
-    this.epoch++;
-    this.done.clear();
-    const assigned = consumer.assignments().map((a) => ({ topic: a.topic, partition: a.partition }));
-    if (assigned.length === 0) return;
-    const committed = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-      consumer.committed(assigned, 10000, (err, tp) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(tp))),
-    );
-    for (const tp of committed) {
-      const offset = tp.offset >= 0 ? tp.offset : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
-      await new Promise<void>((resolve) => consumer.seek({ topic: tp.topic, partition: tp.partition, offset }, 10000, () => resolve()));
+    const reposition = async () => {
+      // A fetch in progress finishes first: its messages carry the old epoch and are void; the
+      // next fetch starts only after the seeks, so it reads from the committed offsets.
+      await this.pulling?.catch(() => undefined);
+      this.epoch++;
+      this.done.clear();
+      const assigned = consumer.assignments().map((a) => ({ topic: a.topic, partition: a.partition }));
+      if (assigned.length === 0) return;
+      const committed = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
+        consumer.committed(assigned, 10000, (err, tp) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(tp))),
+      );
+      for (const tp of committed) {
+        const offset = tp.offset >= 0 ? tp.offset : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
+        await new Promise<void>((resolve, reject) =>
+          consumer.seek({ topic: tp.topic, partition: tp.partition, offset }, 10000, (err) =>
+            err ? reject(new BgrmError('ERR_KAFKA', `cannot rewind ${tp.topic}[${tp.partition}] to ${offset}: ${err.message}`)) : resolve(),
+          ),
+        );
+      }
+    };
+    // A broker that is restarting answers again within seconds: try for up to a minute.
+    const withRetries = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await reposition();
+        } catch (err) {
+          if (attempt >= 30) throw err;
+          await new Promise((res) => setTimeout(res, 2000));
+        }
+      }
+    };
+    this.seeking = withRetries();
+    try {
+      await this.seeking;
+    } finally {
+      this.seeking = undefined;
     }
   }
 
-  private commit(sync: boolean): void {
+  private commit(sync: boolean, revoked: Kafka.Assignment[] = []): void {
     if (this.opts.externalCommit || !this.consumer || this.done.size === 0) return;
     if (!sync && Date.now() - this.lastCommit < (this.opts.commitIntervalMs ?? 1000)) return;
-    const offsets = [...this.done.values()];
+    // done offsets of partitions just revoked are still this member's to commit, once
+    const mine = (o: Kafka.TopicPartitionOffset) =>
+      this.owned.has(`${o.topic}:${o.partition}`) || revoked.some((r) => r.topic === o.topic && r.partition === o.partition);
+    const offsets = [...this.done.values()].filter(mine);
     this.done.clear();
+    if (offsets.length === 0) return;
     this.lastCommit = Date.now();
     try {
       if (sync) this.consumer.commitSync(offsets);
