@@ -12,6 +12,8 @@ PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev
   libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
 command -v java >/dev/null || PACKAGES+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || PACKAGES+=(maven)
+# --test: what only the test suite needs: Debian's Chromium, driven headless by playwright-core.
+if [ "${1:-}" = "--test" ]; then PACKAGES+=(chromium); fi
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

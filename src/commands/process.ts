@@ -50,6 +50,10 @@ export default class Process extends Command {
     'worker-id': Flags.string({ description: 'this worker in reports (default: host-pid)', helpGroup: 'KAFKA' }),
     'idle-exit': Flags.integer({ description: 'stop after this many seconds without messages (default: run until stopped)', min: 1, helpGroup: 'KAFKA' }),
     'max-lag-ms': Flags.integer({ description: 'live mode: skip (count, commit) frames older than this at arrival', min: 1, helpGroup: 'KAFKA' }),
+    'metrics-port': Flags.integer({ description: 'serve /metrics (Prometheus) and /healthz on this port while working (0: any free port)', min: 0, max: 65535, helpGroup: 'KAFKA' }),
+    'metrics-host': Flags.string({ description: 'address for --metrics-port', default: '127.0.0.1', helpGroup: 'KAFKA' }),
+    'status-topic': Flags.string({ description: 'topic for this worker\'s status records, read by bgrm serve', default: 'bgrm.status', helpGroup: 'KAFKA' }),
+    status: Flags.boolean({ description: 'publish status records every 2 s (--no-status: none)', default: true, allowNo: true, helpGroup: 'KAFKA' }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10, helpGroup: 'KAFKA' }),
     json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress line', default: false }),
@@ -94,6 +98,10 @@ export default class Process extends Command {
           outputTopic: flags['output-topic'],
           outputPartitions: flags['output-partitions'],
           maxMessageBytes: flags['max-message-bytes'],
+          metricsPort: flags['metrics-port'],
+          metricsHost: flags['metrics-host'],
+          statusTopic: flags.status ? flags['status-topic'] : false,
+          onMetricsUrl: (url) => process.stderr.write(`metrics: ${url}/metrics\n`),
         });
       } else {
         summary = await runLocal({ ...common, inputs });

@@ -49,6 +49,8 @@ export interface PipelineOptions {
    * A rejection stops the run.
    */
   afterFrame?: (frame: Frame, error?: { code: string; message: string }) => Promise<void>;
+  /** Told of every frame written (with its stage timings) and every failure, for metrics. */
+  observer?: { written?(frame: Frame, result: ProcessResult): void; failed?(frame: Frame, code: string): void };
   /** When aborted (SIGINT/SIGTERM), no new frame is started; frames in flight finish and are written. */
   signal?: AbortSignal;
 }
@@ -89,6 +91,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       for (const [k, v] of Object.entries(outcome.result.timings)) stageTotals[k] = (stageTotals[k] ?? 0) + v;
       stageTotals.writeMs = (stageTotals.writeMs ?? 0) + (performance.now() - t0);
       await opts.afterFrame?.(outcome.frame);
+      opts.observer?.written?.(outcome.frame, outcome.result);
     } else {
       failed++;
       const e = outcome.error ?? { code: 'ERR_INTERNAL', message: 'no result' };
@@ -96,6 +99,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
         failures.push({ origin: outcome.frame.origin, frameNumber: outcome.frame.frameNumber, code: e.code, message: e.message });
       }
       await opts.afterFrame?.(outcome.frame, e);
+      opts.observer?.failed?.(outcome.frame, e.code);
     }
     opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started });
   };

@@ -12,6 +12,10 @@ import type { FrameSink } from './frame';
 import { FileSink } from './sinks/files';
 import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
+import { Metrics } from './metrics';
+import { native } from './native';
+import { startMetricsServer } from './serve/metrics-server';
+import { DEFAULT_STATUS_TOPIC, StatusPublisher } from './status';
 
 export interface WorkerJob extends SegmenterConfig, KafkaConnection, RenderJob {
   topic: string;
@@ -26,6 +30,14 @@ export interface WorkerJob extends SegmenterConfig, KafkaConnection, RenderJob {
   idleExitMs?: number;
   maxLagMs?: number;
   maxFrames?: number;
+  /** Serve /metrics and /healthz on this port (0: any free port). */
+  metricsPort?: number;
+  metricsHost?: string;
+  /** Where status records go (default bgrm.status); false: publish none. */
+  statusTopic?: string | false;
+  statusIntervalMs?: number;
+  /** Told the metrics server's address once it listens. */
+  onMetricsUrl?: (url: string) => void;
 }
 
 export interface WorkerSummary extends PipelineSummary {
@@ -126,9 +138,43 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
     ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, source)
     : folderOutput(job, job.output!, dlqTopic, workerId, source);
   const latency = new LatencyWindow();
+  const metrics = new Metrics({ worker: workerId });
+  metrics.modelInfo.set({ model: model.name, onnxruntime: native().versions().onnxruntime, device: job.device ?? 'cpu' }, 1);
+  const counts = { processed: 0, failed: 0, skipped: 0 };
+  let lastError: { code: string; message: string; at: number } | undefined;
+  const startedAt = Date.now();
+  const status =
+    job.statusTopic === false
+      ? undefined
+      : new StatusPublisher(job, job.statusTopic ?? DEFAULT_STATUS_TOPIC, async () => {
+          const lag = await source.lag();
+          metrics.lag.reset();
+          for (const [partition, n] of Object.entries(lag)) metrics.lag.set({ worker: workerId, topic: job.topic, partition }, n);
+          return {
+            workerId,
+            group: job.group,
+            topic: job.topic,
+            output: job.outputTopic ?? job.output!,
+            model: model.name,
+            startedAt,
+            partitions: source.assignedPartitions(),
+            ...counts,
+            deadLettered: output.deadLettered(),
+            latencyMs: latency.summary(),
+            lag,
+            lastError,
+          };
+        }, job.statusIntervalMs);
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   try {
+    if (job.metricsPort !== undefined) {
+      metricsServer = await startMetricsServer(metrics, job.metricsPort, job.metricsHost);
+      job.onMetricsUrl?.(metricsServer.url);
+    }
     await output.open();
     await source.connect();
+    await status?.start();
+    let deadLetteredSeen = 0;
     const summary = await runPipeline({
       source,
       sink: output.sink,
@@ -141,6 +187,24 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
         await output.settle(frame as KafkaFrame, error);
         // durable now (a file), or at the batch's commit (a transaction)
         if (!error && !frame.skip) latency.add(Date.now() - frame.timestampMs);
+        if (frame.skip) {
+          counts.skipped++;
+          metrics.skipped.inc({ source: 'kafka' });
+        }
+        const dead = output.deadLettered();
+        if (dead > deadLetteredSeen) metrics.deadLettered.inc({ topic: dlqTopic }, dead - deadLetteredSeen);
+        deadLetteredSeen = dead;
+      },
+      observer: {
+        written: (frame, result) => {
+          counts.processed++;
+          metrics.observe('kafka', result.timings, Date.now() - frame.timestampMs);
+        },
+        failed: (frame, code) => {
+          counts.failed++;
+          metrics.fail('kafka', code);
+          lastError = { code, message: `${frame.origin}: ${code}`, at: Date.now() };
+        },
       },
     });
     return {
@@ -155,8 +219,10 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       latencyMs: latency.summary(),
     };
   } finally {
+    await status?.stop().catch(() => undefined);
     await source.close();
     await output.close();
+    await metricsServer?.close();
     segmenter.close();
   }
 }

@@ -188,6 +188,34 @@ export class KafkaFrameSource implements FrameSource {
     return offsets;
   }
 
+  /** Partitions of the input topic assigned here now. */
+  assignedPartitions(): number[] {
+    return [...this.owned].map((k) => Number(k.slice(k.lastIndexOf(':') + 1))).sort((a, b) => a - b);
+  }
+
+  /** Messages not yet read, per assigned partition (high watermark minus this consumer's position). */
+  async lag(): Promise<Record<string, number>> {
+    const consumer = this.consumer;
+    if (!consumer) return {};
+    const out: Record<string, number> = {};
+    const assigned = [...this.owned].map((k) => ({ topic: k.slice(0, k.lastIndexOf(':')), partition: Number(k.slice(k.lastIndexOf(':') + 1)) }));
+    let positions: Kafka.TopicPartitionOffset[] = [];
+    try {
+      positions = consumer.position(assigned);
+    } catch {
+      return out;
+    }
+    for (const p of positions) {
+      const high = await new Promise<number | undefined>((resolve) =>
+        consumer.queryWatermarkOffsets(p.topic, p.partition, 2000, (err, w) => resolve(err ? undefined : w.highOffset)),
+      );
+      if (high === undefined) continue;
+      const position = typeof p.offset === 'number' && p.offset >= 0 ? p.offset : undefined;
+      if (position !== undefined) out[String(p.partition)] = Math.max(0, high - position); // unknown before the first fetch
+    }
+    return out;
+  }
+
   get kafkaConsumer(): Kafka.KafkaConsumer {
     if (!this.consumer) throw new BgrmError('ERR_INVALID_STATE', 'the Kafka source is not connected');
     return this.consumer;

@@ -1,0 +1,81 @@
+// `bgrm serve` (or a worker) as a separate process, and small HTTP helpers for the tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import { cli } from './testdata';
+
+export interface Served {
+  url: string;
+  child: ChildProcess;
+  stderr: () => string;
+  stop(): Promise<number | null>;
+}
+
+/** Spawns `bgrm ARGS` and waits until it prints a line matching `ready` (whose group 1 is the URL). */
+export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bgrm ${args[0]} did not start within ${timeoutMs} ms:\n${err}`));
+    }, timeoutMs);
+    child.stdout!.resume();
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = ready.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          url: m[1],
+          child,
+          stderr: () => err,
+          stop: async () => {
+            child.kill('SIGTERM');
+            return exited;
+          },
+        });
+      }
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bgrm ${args[0]} exited ${code} before it was ready:\n${err}`));
+    });
+  });
+}
+
+export function startServe(args: string[] = []): Promise<Served> {
+  return spawnUntil(['serve', '--port', '0', ...args], /bgrm serve: (http:\/\/[^/\s]+)\//);
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One HTTP request; `body` may be a Buffer or chunks written one by one (chunked encoding). */
+export function request(url: string, opts: { method?: string; headers?: Record<string, string | number>; body?: Buffer; chunks?: Buffer[] } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? (opts.body || opts.chunks ? 'POST' : 'GET'), headers: opts.headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (opts.chunks) {
+      const write = (i: number): void => {
+        if (i >= opts.chunks!.length || req.destroyed) return void req.end();
+        req.write(opts.chunks![i], () => setImmediate(() => write(i + 1)));
+      };
+      write(0);
+    } else req.end(opts.body);
+  });
+}
+
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
