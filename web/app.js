@@ -74,7 +74,9 @@ function chart(canvas, series, keys, colors) {
 async function fetchImage(url) {
   const res = await fetch(url, { headers: authHeaders, cache: 'no-store' });
   if (!res.ok) throw new Error(`${url}: ${res.status}`);
-  return createImageBitmap(await res.blob());
+  const bitmap = await createImageBitmap(await res.blob());
+  bitmap.frameNumber = Number(res.headers.get('X-Frame-Number'));
+  return bitmap;
 }
 
 async function drawPreview(view, cam) {
@@ -85,8 +87,9 @@ async function drawPreview(view, cam) {
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (cam.content.startsWith('mask') && cam.hasFrame) {
-    // the output is a mask: put it as alpha onto the input frame it names
+    // the output is a mask: put it as alpha onto the input frame it names (the same pair)
     const frame = await fetchImage(`/v1/preview/${id}?part=frame`);
+    if (frame.frameNumber !== image.frameNumber) return view.frameNumber; // a newer pair arrived between the two: next time
     const off = new OffscreenCanvas(image.width, image.height).getContext('2d');
     off.drawImage(image, 0, 0);
     const mask = off.getImageData(0, 0, image.width, image.height).data;
@@ -97,7 +100,8 @@ async function drawPreview(view, cam) {
   } else {
     ctx.drawImage(image, 0, 0);
   }
-  canvas.dataset.frame = String(cam.frameNumber);
+  canvas.dataset.frame = String(image.frameNumber);
+  return image.frameNumber;
 }
 
 function renderCameras(cameras) {
@@ -115,8 +119,7 @@ function renderCameras(cameras) {
     text(view.info, `${cam.id} · frame ${cam.frameNumber} · ${Number.isFinite(cam.e2eMs) ? `${cam.e2eMs} ms end to end` : ''} · ${cam.worker ?? ''}`);
     if (!view.busy && cam.ready && cam.frameNumber !== view.frameNumber) {
       view.busy = true;
-      const wanted = cam.frameNumber;
-      drawPreview(view, cam).then(() => (view.frameNumber = wanted), () => undefined).finally(() => (view.busy = false));
+      drawPreview(view, cam).then((drawn) => (view.frameNumber = drawn), () => undefined).finally(() => (view.busy = false));
     }
   }
 }

@@ -2,6 +2,7 @@
 // records) -> output topic, and `bgrm serve` showing it, checked over HTTP and in real headless
 // Chromium (Debian's /usr/bin/chromium driven by playwright-core; no browser download).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -52,7 +53,12 @@ describeWith('../shared/testdata/video and rembg', hasTestdata('video') && hasTe
   afterAll(async () => {
     await server?.stop();
     await worker?.stop();
-    capture?.kill('SIGTERM');
+    if (capture && capture.exitCode === null) {
+      // it flushes its last frames to the broker, so it stops before the broker does
+      const exited = new Promise((res) => capture.once('close', res));
+      capture.kill('SIGTERM');
+      await exited;
+    }
     stopBroker(PORT);
   });
 
@@ -113,7 +119,10 @@ describeWith('../shared/testdata/video and rembg', hasTestdata('video') && hasTe
       // the preview is drawn, then redrawn with a later frame whose pixels differ
       const canvas = page.locator('.camera[data-camera="cam-live"] canvas');
       await canvas.and(page.locator('[data-frame]')).waitFor({ timeout: 60000 });
-      const grab = () => canvas.evaluate((c: HTMLCanvasElement) => ({ frame: Number(c.dataset.frame), pixels: c.toDataURL('image/png') }));
+      const grab = async () => {
+        const g = await canvas.evaluate((c: HTMLCanvasElement) => ({ frame: Number(c.dataset.frame), pixels: c.toDataURL('image/png') }));
+        return { frame: g.frame, pixels: createHash('sha256').update(g.pixels).digest('hex') }; // a digest: short messages on failure
+      };
       const a = await grab();
       await page.waitForFunction((f) => Number(document.querySelector('.camera canvas')?.getAttribute('data-frame')) !== f, a.frame, { timeout: 60000 });
       const b = await grab();
