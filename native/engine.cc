@@ -74,8 +74,18 @@ void Engine::fail(FrameJob* job, const std::string& code, const std::string& mes
   job->errorMessage = message;
   job->rgb = Image();
   job->tensor.clear();
+  job->alpha = Image();
   job->totalMs = msSince(job->started);
+  // A frame of a stream still takes its turn there (the stream resets and moves on), so that the
+  // frames after it are not left waiting.
+  if (job->stream && !job->arrived) return toStream(job);
   job->done(job);
+}
+
+void Engine::toStream(FrameJob* job) {
+  job->arrived = true;
+  std::shared_ptr<TemporalStream> stream = job->stream;  // alive while its frames run
+  stream->arrive(job->seq, job, [this](FrameJob* j) { temporal(j); });
 }
 
 void Engine::prepare(FrameJob* job) {
@@ -99,6 +109,11 @@ void Engine::prepare(FrameJob* job) {
     job->decodeMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
     job->width = src.width;
     job->height = src.height;
+    if (job->stream && !job->keyframe) {
+      // between keyframes: no model run; the stream carries its matte along the optical flow
+      job->resizeMs = 0;
+      return finish(job);
+    }
     Image small = resizeLanczos(src, segmenter_->inputWidth(), segmenter_->inputHeight());
     job->tensor = segmenter_->prepareInput(small);
     job->resizeMs = msSince(t1);
@@ -140,12 +155,68 @@ std::shared_ptr<const Image> Engine::backgroundFor(const ImageView& bg, int widt
   return img;
 }
 
+Image Engine::predict(const ImageView& src, FrameJob* job) {
+  auto t0 = Clock::now();
+  Image small = resizeLanczos(src, segmenter_->inputWidth(), segmenter_->inputHeight());
+  std::vector<float> tensor = segmenter_->prepareInput(small);
+  Image mask = segmenter_->infer(tensor);
+  job->inferMs += msSince(t0);
+  return resizeLanczos(view(mask), src.width, src.height);
+}
+
 void Engine::finish(FrameJob* job) {
   try {
     auto t0 = Clock::now();
     const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
-    Image alpha = resizeLanczos(view(job->mask), src.width, src.height);
+    Image alpha;
+    if (!job->mask.pixels.empty()) alpha = resizeLanczos(view(job->mask), src.width, src.height);
     job->mask = Image();
+    if (job->stream) {
+      job->alpha = std::move(alpha);
+      job->matteMs = msSince(t0);
+      return toStream(job);
+    }
+    output(job, std::move(alpha), t0);
+  } catch (const Error& e) {
+    fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    fail(job, "ERR_INTERNAL", e.what());
+  }
+}
+
+// A stream's frames, one at a time and in order.
+void Engine::temporal(FrameJob* job) {
+  if (!job->errorCode.empty()) {
+    job->stream->reset();  // the next frame starts the stream afresh
+    job->done(job);
+    return;
+  }
+  try {
+    auto t0 = Clock::now();
+    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
+    bool needPrediction = false;
+    Image alpha = job->stream->step(src, job->alpha, job->frameNumber, &needPrediction);
+    if (needPrediction) {
+      // nothing to carry (first frame, a gap, a scene cut) on a frame between keyframes
+      job->alpha = predict(src, job);
+      alpha = job->stream->step(src, job->alpha, job->frameNumber, &needPrediction);
+    }
+    job->alpha = Image();
+    const double before = job->matteMs;
+    output(job, std::move(alpha), t0);
+    job->matteMs += before;
+  } catch (const Error& e) {
+    job->stream->reset();
+    fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    job->stream->reset();
+    fail(job, "ERR_INTERNAL", e.what());
+  }
+}
+
+void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0) {
+  {
+    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
     Image out;
     if (job->output == "mask") {
       out = std::move(alpha);
@@ -168,12 +239,8 @@ void Engine::finish(FrameJob* job) {
     }
     job->encodeMs = msSince(t1);
     job->totalMs = msSince(job->started);
-    job->done(job);
-  } catch (const Error& e) {
-    fail(job, e.code(), e.what());
-  } catch (const std::exception& e) {
-    fail(job, "ERR_INTERNAL", e.what());
   }
+  job->done(job);
 }
 
 }  // namespace bgrm

@@ -17,6 +17,7 @@
 #include "codecs.h"
 #include "image.h"
 #include "segmenter.h"
+#include "temporal.h"
 
 namespace bgrm {
 
@@ -34,6 +35,12 @@ struct FrameJob {
   bool hasColor = false;
   std::array<uint8_t, 3> color{0, 0, 0};
   ImageView background;  // borrowed RGB; width 0 when none
+  // Temporal matting: the stream this frame belongs to (null: an unrelated photo), its place in the
+  // stream, its frame number (a gap resets the stream), and whether the model runs on it.
+  std::shared_ptr<TemporalStream> stream;
+  int64_t seq = -1;
+  int64_t frameNumber = -1;
+  bool keyframe = true;
   std::string encoding = "png";  // "png" | "raw"
   int pngLevel = 1;
   std::string pngFilter = "sub";
@@ -48,6 +55,8 @@ struct FrameJob {
   Image rgb;
   std::vector<float> tensor;
   Image mask;
+  Image alpha;           // the prediction at full size, waiting for the stream's temporal step
+  bool arrived = false;  // handed to its stream already
   std::chrono::steady_clock::time_point started, queuedForInference;
   std::function<void(FrameJob*)> done;
   void* context = nullptr;  // the caller's own record of this frame
@@ -83,6 +92,10 @@ class Engine {
   void prepare(FrameJob* job);
   void infer(FrameJob* job);
   void finish(FrameJob* job);
+  void temporal(FrameJob* job);
+  void output(FrameJob* job, Image alpha, std::chrono::steady_clock::time_point t0);
+  void toStream(FrameJob* job);
+  Image predict(const ImageView& src, FrameJob* job);
   void fail(FrameJob* job, const std::string& code, const std::string& message);
   std::shared_ptr<const Image> backgroundFor(const ImageView& bg, int width, int height);
 

@@ -1,5 +1,6 @@
 // The JavaScript Segmenter: load() creates the ONNX Runtime session off the main thread;
 // process() hands a frame to the engine and returns a Promise settled through a thread-safe function.
+#include <map>
 #include <memory>
 
 #include "binding.h"
@@ -55,7 +56,8 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "Segmenter",
                        {InstanceMethod("load", &SegmenterWrap::load), InstanceMethod("process", &SegmenterWrap::process),
-                        InstanceMethod("close", &SegmenterWrap::close), InstanceMethod("info", &SegmenterWrap::info)});
+                        InstanceMethod("close", &SegmenterWrap::close), InstanceMethod("info", &SegmenterWrap::info),
+                        InstanceMethod("endStream", &SegmenterWrap::endStream)});
   }
 
   explicit SegmenterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SegmenterWrap>(info) {
@@ -187,6 +189,19 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
         p->background = Napi::Persistent(data.As<Napi::Buffer<uint8_t>>());
         job.background = ImageView{data.As<Napi::Buffer<uint8_t>>().Data(), bw, bh, 3};
       }
+      Napi::Value t = o.Get("temporal");
+      if (t.IsObject()) {
+        // a frame of a video stream: its stream's state is carried over from the frame before
+        const std::string id = get<std::string>(t.As<Napi::Object>(), "stream", "");
+        const int interval = std::max(1, get<int>(o, "keyframeInterval", 1));
+        std::shared_ptr<TemporalStream>& stream = streams_[id];
+        if (!stream || stream->interval() != interval) stream = std::make_shared<TemporalStream>(interval);
+        stream->lastUse = ++useClock_;
+        job.stream = stream;
+        job.seq = stream->enqueue(&job.keyframe);
+        job.frameNumber = int64_t(get<double>(t.As<Napi::Object>(), "frame", -1));
+        if (streams_.size() > kMaxStreams) evictOldestStream();
+      }
     }
     Napi::Promise promise = p->deferred.Promise();
     job.context = p;
@@ -237,8 +252,27 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
 
   Napi::Value close(const Napi::CallbackInfo& info) {
     shutdown();
+    streams_.clear();
     return info.Env().Undefined();
   }
+
+  // endStream(id): forget a stream's temporal state (frames in flight keep theirs until they settle).
+  Napi::Value endStream(const Napi::CallbackInfo& info) {
+    if (info.Length() > 0 && info[0].IsString()) streams_.erase(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  }
+
+  void evictOldestStream() {
+    auto oldest = streams_.begin();
+    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+      if (it->second->lastUse < oldest->second->lastUse) oldest = it;
+    }
+    streams_.erase(oldest);
+  }
+
+  static constexpr size_t kMaxStreams = 256;
+  std::map<std::string, std::shared_ptr<TemporalStream>> streams_;
+  uint64_t useClock_ = 0;
 
   SegmenterOptions options_;
   int cpuThreads_ = 1, inferenceThreads_ = 1;

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-# native core: compiler, cmake, codecs; video: ffmpeg; Kafka client (librdkafka, built by node-rdkafka):
+# native core: compiler, cmake, codecs, OpenCV's video module (optical flow); video: ffmpeg; Kafka client (librdkafka, built by node-rdkafka):
 # ssl/sasl/zstd/lz4 and python3 for node-gyp; the test broker: a JDK and Maven.
-PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev libdeflate-dev zlib1g-dev ffmpeg ca-certificates
+PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev libdeflate-dev zlib1g-dev libopencv-video-dev ffmpeg ca-certificates
   libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
 command -v java >/dev/null || PACKAGES+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || PACKAGES+=(maven)

@@ -26,6 +26,8 @@ export interface LocalSummary extends PipelineSummary {
   threads: number;
   modelRuns: number;
   output: string;
+  temporal: boolean;
+  keyframeInterval: number;
 }
 
 async function isDirectory(p: string): Promise<boolean> {
@@ -41,6 +43,8 @@ interface Plan {
   sink: FrameSink;
   encoding: 'png' | 'raw';
   output: string;
+  /** A video: its frames are one stream (temporal matting by default). */
+  video?: boolean;
 }
 
 async function plan(job: LocalJob): Promise<Plan> {
@@ -58,12 +62,12 @@ async function plan(job: LocalJob): Promise<Plan> {
     const source = await VideoSource.open(inputs[0], { maxFrames: job.maxFrames, maxPixels: job.maxPixels });
     if (isAlphaVideoPath(output)) {
       if (job.format !== 'rgba' || job.background) throw usage('a .webm/.mov output carries alpha: use it without --format mask or --background');
-      return { source, sink: new VideoSink(output, source.fps), encoding: 'raw', output };
+      return { source, sink: new VideoSink(output, source.fps), encoding: 'raw', output, video: true };
     }
     if (output === '-' || path.extname(output).toLowerCase() === '.png') {
       throw usage('a video gives many frames: -o must be a folder (000000.png, ...) or a .webm/.mov file');
     }
-    return { source, sink: new FileSink({ folder: output }), encoding: 'png', output };
+    return { source, sink: new FileSink({ folder: output }), encoding: 'png', output, video: true };
   }
 
   const entries = await listImageInputs(inputs);
@@ -92,8 +96,11 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
+      // photos are unrelated unless asked (--temporal treats sorted files as one sequence)
+      temporal: job.temporal ?? !!p.video,
+      keyframeInterval: job.keyframeInterval,
     });
-    return { ...summary, model: model.name, device: info.device, threads: info.threads, modelRuns: threadLayout(job).inferenceThreads, output: p.output };
+    return { ...summary, temporal: job.temporal ?? !!p.video, keyframeInterval: job.keyframeInterval ?? 1, model: model.name, device: info.device, threads: info.threads, modelRuns: threadLayout(job).inferenceThreads, output: p.output };
   } finally {
     segmenter.close();
   }

@@ -49,6 +49,13 @@ export interface ProcessOptions {
   background?: RawImage;
   maxPixels?: number;
   maxSide?: number;
+  /**
+   * A frame of a video stream (frames of one stream submitted in order): temporal matting carries
+   * the stream's matte along optical flow; a gap in `frame` or a scene cut starts afresh.
+   */
+  temporal?: { stream: string; frame: number };
+  /** With `temporal`: run the model on every K-th frame of the stream only (default 1). */
+  keyframeInterval?: number;
 }
 
 export interface StageTimings {
@@ -69,6 +76,8 @@ export interface NativeSegmenter {
   load(): Promise<SegmenterInfo>;
   process(input: Buffer, options?: ProcessOptions): Promise<ProcessResult>;
   info(): SegmenterInfo;
+  /** Forgets a stream's temporal state. */
+  endStream(stream: string): void;
   close(): void;
 }
 

@@ -53,6 +53,9 @@ export interface PipelineOptions {
   observer?: { written?(frame: Frame, result: ProcessResult): void; failed?(frame: Frame, code: string): void };
   /** When aborted (SIGINT/SIGTERM), no new frame is started; frames in flight finish and are written. */
   signal?: AbortSignal;
+  /** Temporal matting: frames of one camera (cameraId) form a stream, in frameNumber order. */
+  temporal?: boolean;
+  keyframeInterval?: number;
 }
 
 type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string }; skipped?: boolean };
@@ -67,11 +70,16 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   let failed = 0;
   let skipped = 0;
   const inFlight: Promise<Outcome>[] = [];
+  const streams = new Set<string>();
 
   const submit = (frame: Frame): Promise<Outcome> => {
     if (frame.error) return Promise.resolve({ frame, error: frame.error });
     if (frame.skip) return Promise.resolve({ frame, skipped: true });
-    const options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
+    let options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
+    if (opts.temporal) {
+      streams.add(frame.cameraId);
+      options = { ...options, temporal: { stream: frame.cameraId, frame: frame.frameNumber }, keyframeInterval: opts.keyframeInterval ?? 1 };
+    }
     return opts.segmenter.process(frame.bytes, options).then(
       (result) => ({ frame, result }),
       (err: unknown) => ({ frame, error: { code: errorCode(err), message: errorMessage(err) } }),
@@ -123,6 +131,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     await opts.sink.close();
   } finally {
     await opts.source.close?.();
+    for (const s of streams) opts.segmenter.endStream(s);
   }
 
   const seconds = (performance.now() - started) / 1000;

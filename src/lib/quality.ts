@@ -73,3 +73,88 @@ export async function scoreSequence(
   await Promise.all(inFlight);
   return { sequence: path.basename(dir), frames: names.length, iou: iouSum / names.length, mae: maeSum / names.length };
 }
+
+export interface VideoScore extends SequenceScore {
+  /** Mean |alpha_t - alpha_t-1| / 255 over pixels that are background in both ground-truth frames. */
+  flicker: number;
+  /** Frames per second through the segmenter (decode to mask), this sequence. */
+  fps: number;
+  /** Frames the model ran on (fewer than `frames` with keyframes). */
+  modelRuns: number;
+}
+
+/**
+ * Scores a DAVIS-style folder as a video: every frame in order (a few in flight), per-frame or
+ * with temporal matting (`temporal`, `keyframeInterval`), giving IoU, MAE and background flicker.
+ */
+export async function scoreVideo(
+  segmenter: import('./native').NativeSegmenter,
+  dir: string,
+  opts: { temporal?: boolean; keyframeInterval?: number; concurrency?: number; maxFrames?: number } = {},
+): Promise<VideoScore> {
+  const { promises: fs } = await import('node:fs');
+  const path = await import('node:path');
+  const names = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().slice(0, opts.maxFrames);
+  const stream = `score:${dir}:${Math.random()}`;
+  const started = performance.now();
+  const run = (name: string, i: number) =>
+    fs.readFile(path.join(dir, name)).then((jpg) =>
+      segmenter.process(jpg, {
+        output: 'mask',
+        encoding: 'raw',
+        ...(opts.temporal ? { temporal: { stream, frame: i }, keyframeInterval: opts.keyframeInterval ?? 1 } : {}),
+      }),
+    );
+  // submit in order, settle in order
+  const pending: Promise<RawImage>[] = [];
+  const masks: RawImage[] = [];
+  let modelRuns = 0;
+  let next = 0;
+  while (masks.length < names.length) {
+    while (next < names.length && pending.length < (opts.concurrency ?? 3)) {
+      pending.push(run(names[next], next));
+      next++;
+    }
+    const r = (await pending.shift()!) as RawImage & { timings?: { inferMs: number } };
+    if ((r.timings?.inferMs ?? 1) > 0) modelRuns++;
+    masks.push(r);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (opts.temporal) segmenter.endStream(stream);
+  let iouSum = 0;
+  let maeSum = 0;
+  let flickerSum = 0;
+  let flickerPairs = 0;
+  let prevGt: RawImage | undefined;
+  for (let i = 0; i < names.length; i++) {
+    const gt = await greyOf(await fs.readFile(path.join(dir, names[i].replace(/\.jpg$/, '.png'))));
+    iouSum += iou(masks[i].data, gt.data);
+    maeSum += meanAbsError(masks[i].data, gt.data);
+    if (prevGt) {
+      let sum = 0;
+      let n = 0;
+      const a = masks[i].data;
+      const b = masks[i - 1].data;
+      for (let p = 0; p < a.length; p++) {
+        if (gt.data[p] < 128 && prevGt.data[p] < 128) {
+          sum += Math.abs(a[p] - b[p]);
+          n++;
+        }
+      }
+      if (n > 0) {
+        flickerSum += sum / n / 255;
+        flickerPairs++;
+      }
+    }
+    prevGt = gt;
+  }
+  return {
+    sequence: path.basename(dir),
+    frames: names.length,
+    iou: iouSum / names.length,
+    mae: maeSum / names.length,
+    flicker: flickerPairs ? flickerSum / flickerPairs : 0,
+    fps: names.length / seconds,
+    modelRuns,
+  };
+}

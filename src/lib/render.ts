@@ -12,6 +12,13 @@ export interface RenderJob {
   maxPixels: number;
   onProgress?: (p: PipelineProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Temporal matting per stream (a video, a camera): true/false, or undefined for the default
+   * (on for videos and Kafka streams, off for photos).
+   */
+  temporal?: boolean;
+  /** With temporal matting: the model runs on every K-th frame, optical flow carries the rest. */
+  keyframeInterval?: number;
 }
 
 export async function renderOptions(job: RenderJob, encoding: 'png' | 'raw' = 'png'): Promise<ProcessOptions> {

@@ -35,6 +35,8 @@ export async function runReplay(job: ReplayJob): Promise<ReplaySummary> {
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
+      temporal: job.temporal ?? true, // each camera's frames in the range are one stream, from the range's start
+      keyframeInterval: job.keyframeInterval,
     });
     return { ...summary, topic: job.topic, ranges: source.ranges, skippedOtherCameras: source.skipped, output: job.output, model: model.name };
   } finally {

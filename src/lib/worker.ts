@@ -183,6 +183,8 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       concurrency: job.concurrency,
       onProgress: job.onProgress,
       signal: job.signal,
+      temporal: job.temporal ?? true, // one camera = one stream, processed in order by one worker
+      keyframeInterval: job.keyframeInterval,
       afterFrame: async (frame, error) => {
         await output.settle(frame as KafkaFrame, error);
         // durable now (a file), or at the batch's commit (a transaction)
