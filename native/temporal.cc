@@ -19,6 +19,7 @@ struct TemporalStream::State {
 
 TemporalStream::TemporalStream(int keyframeInterval, TemporalParams params)
     : interval_(std::max(1, keyframeInterval)), params_(params), state_(std::make_unique<State>()) {
+
   state_->dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
 }
 

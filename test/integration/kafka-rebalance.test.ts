@@ -10,7 +10,7 @@ import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const PORT = testPort(400);
 
-function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; stdout: () => string } {
+function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; stdout: () => string; stderr: () => string } {
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -22,7 +22,7 @@ function start(args: string[]): { child: ChildProcess; exit: Promise<number | nu
       resolve(code);
     }),
   );
-  return { child, exit, stdout: () => out };
+  return { child, exit, stdout: () => out, stderr: () => err };
 }
 
 /** "camera/frame" of every output message, sorted, and the worker that wrote each. */
@@ -81,7 +81,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('rebalances and b
     const topic = 'rs-in';
     const FRAMES = 45;
     const capture = start(['capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-r', '--brokers', brokers, '--topic', topic, '--fps', '3', '--max-frames', String(FRAMES), '--partitions', '2', '--json']);
-    const worker = start(['process', '--brokers', brokers, '--topic', topic, '--group', 'rs', '--output-topic', 'rs-out', '--idle-exit', '25', '--json']);
+    const worker = start(['process', '--brokers', brokers, '--topic', topic, '--group', 'rs', '--output-topic', 'rs-out', '--idle-exit', '40', '--json']);
     let restartedAt = 0;
     try {
       const early = await readTopic(brokers, 'rs-out', 4, 180000);
@@ -99,6 +99,10 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('rebalances and b
     const sent = JSON.parse(capture.stdout());
     expect(sent).toMatchObject({ sent: FRAMES, failed: 0 });
     const out = await readTopic(brokers, 'rs-out', 10_000, 20000);
+    if (process.env.BGRM_DEBUG) {
+      for (const m of out) process.stdout.write(`${m.partition}@${m.offset} ts=${m.timestamp} ${frameKeys([m])[0]} ${headerMap(m.headers).get('bgrm-source')}\n`);
+      process.stdout.write(`restarted at ${restartedAt}; worker: ${worker.stdout()}\n${worker.stderr()}\n`);
+    }
     expect(frameKeys(out).sort()).toEqual(expected(['cam-r'], FRAMES));
     const after = out.map((m) => m.timestamp ?? 0).filter((t) => t >= restartedAt);
     expect(after.length).toBeGreaterThan(0);

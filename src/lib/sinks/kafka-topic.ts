@@ -60,7 +60,7 @@ export class TransactionalTopicSink implements FrameSink {
     // Abort it before the partition goes, then read what stays here again from the committed offsets.
     source.revokeHandler = (partitions) =>
       this.lock.run(async () => {
-        await this.abortBatch();
+        await this.abortBatch().catch((err: Error) => this.replaceProducer(err.message));
         this.source.unassign(partitions);
         await this.source.rewind();
       });
@@ -69,6 +69,19 @@ export class TransactionalTopicSink implements FrameSink {
   async open(): Promise<void> {
     await ensureTopic(this.opts, this.opts.outputTopic, this.opts.partitions);
     await ensureTopic(this.opts, this.opts.dlqTopic, 1);
+    const producer = await this.connectProducer();
+    this.producer = producer;
+    // Commit a batch that stays open because no more frames arrive.
+    this.timer = setInterval(() => {
+      if (this.inTransaction && this.unsettled === 0 && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
+        this.lock.run(() => this.commitBatch()).catch((err: unknown) => (this.broken = err)); // the next frame reports it
+      }
+    }, 200);
+    this.timer.unref();
+  }
+
+  /** A transactional producer, connected; initTransactions settles what an earlier one of this id left open. */
+  private async connectProducer(): Promise<Kafka.Producer> {
     const producer = new Kafka.Producer({
       ...baseConfig({ ...this.opts, clientId: `bgrm-${this.opts.workerId}` }),
       'transactional.id': this.opts.transactionalId,
@@ -81,21 +94,46 @@ export class TransactionalTopicSink implements FrameSink {
       producer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
     );
     producer.setPollInterval(50);
-    await cb((done) => producer.initTransactions(30000, done)).catch((err: Error) => {
+    await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch((err: Error) => {
+      producer.disconnect();
       throw new BgrmError('ERR_KAFKA', `cannot start transactions as ${this.opts.transactionalId}: ${errorMessage(err)}`);
     });
-    this.producer = producer;
-    // Commit a batch that stays open because no more frames arrive.
-    this.timer = setInterval(() => {
-      if (this.inTransaction && this.unsettled === 0 && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
-        this.lock.run(() => this.commitBatch()).catch(() => undefined);
-      }
-    }, 200);
-    this.timer.unref();
+    return producer;
   }
+
+  /**
+   * The producer is in a state no abort can clear (the coordinator timed the transaction out during
+   * a broker outage, a commit's outcome is unknown): start a new producer with the same
+   * transactional id. Its initTransactions completes or aborts the old transaction for good, so the
+   * committed offsets tell exactly what was output; the caller rewinds to them. Call under the lock.
+   */
+  private async replaceProducer(reason: string): Promise<void> {
+    const now = Date.now();
+    this.replacements = this.replacements.filter((t) => now - t < 300000);
+    this.replacements.push(now);
+    if (this.replacements.length > 3) {
+      throw new BgrmError('ERR_KAFKA_FATAL', `transactions keep failing (${reason}); is another worker using the same --worker-id?`);
+    }
+    const old = this.producer;
+    this.producer = undefined;
+    this.inTransaction = false;
+    this.framesInBatch = 0;
+    this.unsettled = 0;
+    if (old) await Promise.race([new Promise<void>((resolve) => old.disconnect(() => resolve())), new Promise((res) => setTimeout(res, 5000))]);
+    this.producer = await this.connectProducer();
+    this.abortedTransactions++;
+  }
+
+  private replacements: number[] = [];
+  /** A failure of a commit the timer started; the next frame's write fails with it. */
+  private broken?: unknown;
+
+  /** Input partitions whose frames the open transaction holds. */
+  private readonly txnPartitions = new Map<string, { topic: string; partition: number }>();
 
   private async begin(): Promise<void> {
     if (this.inTransaction) return;
+    this.txnPartitions.clear();
     await cb((done) => this.producer!.beginTransaction(done));
     this.inTransaction = true;
     this.framesInBatch = 0;
@@ -109,9 +147,11 @@ export class TransactionalTopicSink implements FrameSink {
   write(p: ProcessedFrame): Promise<void> {
     const frame = p.frame as KafkaFrame;
     return this.lock.run(async () => {
+      if (this.broken) throw this.broken;
       if (frame.epoch !== this.source.epoch) return; // rewound: this frame comes again
       await this.begin();
       const m = frame.message;
+      this.txnPartitions.set(`${m.topic}:${m.partition}`, { topic: m.topic, partition: m.partition });
       const now = Date.now();
       const headers: KafkaHeaders = [
         ...(m.headers ?? []),
@@ -142,8 +182,10 @@ export class TransactionalTopicSink implements FrameSink {
   /** In source order after write (or for a failed frame): dead letter, mark done, maybe commit. */
   afterFrame(frame: KafkaFrame, error?: { code: string; message: string }): Promise<void> {
     return this.lock.run(async () => {
+      if (this.broken) throw this.broken;
       if (frame.epoch !== this.source.epoch) return;
       await this.begin();
+      this.txnPartitions.set(`${frame.message.topic}:${frame.message.partition}`, { topic: frame.message.topic, partition: frame.message.partition });
       if (!error && !frame.skip) this.unsettled = Math.max(0, this.unsettled - 1);
       if (error) {
         const m = frame.message;
@@ -162,19 +204,36 @@ export class TransactionalTopicSink implements FrameSink {
     });
   }
 
-  /** Sends the done offsets and commits; on failure aborts and rewinds the source. Call under the lock. */
+  /**
+   * Sends the done offsets and commits. A retriable failure (a broker restarting, a timeout) is
+   * retried, never turned into an abort: the commit may already be under way at the coordinator,
+   * and aborting then reprocessing would duplicate it. A failure that needs an abort aborts, and the
+   * source rewinds to the committed offsets. Call under the lock.
+   */
   private async commitBatch(): Promise<void> {
     if (!this.inTransaction) return;
     const producer = this.producer!;
+    // Never commit outputs of a partition that has moved to another worker meanwhile: its new owner
+    // reads those frames again from the committed offset. Abort, and read what stays here again.
+    if ([...this.txnPartitions.values()].some((p) => !this.source.owns(p.topic, p.partition))) {
+      await this.abortBatch().catch((err: Error) => this.replaceProducer(err.message));
+      await this.source.rewind();
+      return;
+    }
     try {
       const offsets = this.source.takeDone();
-      if (offsets.length > 0) await cb((done) => producer.sendOffsetsToTransaction(offsets, this.source.kafkaConsumer, 30000, done));
-      await cb((done) => producer.commitTransaction(30000, done));
+      if (offsets.length > 0) await this.retrying('send offsets', () => cb((done) => producer.sendOffsetsToTransaction(offsets, this.source.kafkaConsumer, 30000, done)));
+      await this.retrying('commit', () => cb((done) => producer.commitTransaction(30000, done)));
       this.committedTransactions++;
+      this.source.noteCommitted(offsets);
     } catch (err) {
       const e = err as Kafka.LibrdKafkaError & { isFatal?: boolean; isTxnRequiresAbort?: boolean };
-      if (e.isFatal) throw new BgrmError('ERR_KAFKA_FATAL', `transaction failed for good (${e.message}); another worker may use the same --worker-id`);
-      await this.abortBatch();
+      // still retriable after two minutes: stop rather than guess (a restarted worker with the same
+      // --worker-id completes or aborts this transaction when it starts)
+      if (err instanceof BgrmError) throw err;
+      process.stderr.write(`bgrm worker: transaction not committed (${e.message}); its frames are read again from the committed offsets\n`);
+      if (e.isTxnRequiresAbort) await this.abortBatch().catch(() => this.replaceProducer(e.message));
+      else await this.replaceProducer(e.message); // fatal or an unexpected state: settle it with a new producer
       await this.source.rewind();
     } finally {
       this.inTransaction = false;
@@ -183,11 +242,26 @@ export class TransactionalTopicSink implements FrameSink {
     }
   }
 
+  /** Runs a transactional call again while it fails with a retriable error, for up to two minutes. */
+  private async retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + 120000;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        const e = err as Kafka.LibrdKafkaError & { isRetriable?: boolean };
+        if (!e.isRetriable) throw err;
+        if (Date.now() > deadline) throw new BgrmError('ERR_KAFKA', `transaction ${what} kept failing for 2 minutes: ${e.message}; is the broker up?`);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    }
+  }
+
   /** Aborts the open transaction, if any: none of its outputs or offsets become visible. Call under the lock. */
   private async abortBatch(): Promise<void> {
     if (this.inTransaction && this.producer) {
       const producer = this.producer;
-      await cb((done) => producer.abortTransaction(30000, done)).catch(() => undefined);
+      await this.retrying('abort', () => cb((done) => producer.abortTransaction(30000, done)));
       this.abortedTransactions++;
     }
     this.inTransaction = false;

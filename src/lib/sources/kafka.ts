@@ -74,7 +74,10 @@ export class KafkaFrameSource implements FrameSource {
             return;
           }
           // Revoked: from now on nothing of these partitions is processed or committed here.
-          for (const a of assignment) this.owned.delete(`${a.topic}:${a.partition}`);
+          for (const a of assignment) {
+            this.owned.delete(`${a.topic}:${a.partition}`);
+            this.ownCommits.delete(`${a.topic}:${a.partition}`);
+          }
           if (this.opts.externalCommit && this.revokeHandler && this.consumer) {
             // The open transaction may hold their outputs: it is aborted before the partitions go.
             this.revokeHandler(assignment).catch(() => this.unassign(assignment, consumer));
@@ -90,6 +93,8 @@ export class KafkaFrameSource implements FrameSource {
       consumer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
     );
     consumer.setDefaultConsumeTimeout(200);
+    // librdkafka reports a lost broker here (and reconnects by itself)
+    consumer.on('event.error', () => (this.troubledAt = Date.now()));
     consumer.subscribe([this.opts.topic]);
     this.consumer = consumer;
   }
@@ -111,10 +116,14 @@ export class KafkaFrameSource implements FrameSource {
       this.consumer!.consume(n, (err, msgs) => {
         if (!err) return resolve(msgs);
         if ((err as Kafka.LibrdKafkaError & { isFatal?: boolean }).isFatal) return reject(new BgrmError('ERR_KAFKA_FATAL', err.message));
+        this.troubledAt = Date.now();
         setTimeout(() => resolve([]), 500);
       }),
     );
   }
+
+  /** When the broker last failed a fetch: time without messages then is not idleness. */
+  private troubledAt = 0;
 
   async *frames(): AsyncIterable<Frame> {
     if (!this.consumer) await this.connect();
@@ -132,6 +141,8 @@ export class KafkaFrameSource implements FrameSource {
       // Messages of partitions revoked meanwhile belong to their new owner, who reads them from the committed offset.
       const msgs = fetched.filter((m) => this.owned.has(`${m.topic}:${m.partition}`));
       if (fetched.length === 0) {
+        // --idle-exit counts quiet time only: not a broker outage, nor a rewind in progress
+        if (this.troubledAt > idleSince || this.seeking) idleSince = Date.now();
         if (this.opts.idleExitMs && Date.now() - idleSince > this.opts.idleExitMs) break;
         continue;
       }
@@ -179,6 +190,25 @@ export class KafkaFrameSource implements FrameSource {
     const { topic, partition, offset } = frame.message;
     if (frame.epoch !== this.epoch || !this.owned.has(`${topic}:${partition}`)) return;
     this.done.set(`${topic}:${partition}`, { topic, partition, offset: offset + 1 });
+  }
+
+  /**
+   * Offsets this member committed itself (in a transaction that succeeded), per "topic:partition".
+   * A broker answers an offset fetch right after a transaction with the offsets from before it
+   * until the transaction's markers are written; a rewind never goes behind what it knows.
+   */
+  private readonly ownCommits = new Map<string, number>();
+
+  /** Is this partition ("topic:partition") assigned to this member now? */
+  owns(topic: string, partition: number): boolean {
+    return this.owned.has(`${topic}:${partition}`);
+  }
+
+  noteCommitted(offsets: Kafka.TopicPartitionOffset[]): void {
+    for (const o of offsets) {
+      const key = `${o.topic}:${o.partition}`;
+      if (this.owned.has(key)) this.ownCommits.set(key, Math.max(o.offset, this.ownCommits.get(key) ?? -1));
+    }
   }
 
   /** The next offsets to commit (for a transaction), forgetting them here. */
@@ -239,7 +269,8 @@ export class KafkaFrameSource implements FrameSource {
         consumer.committed(assigned, 10000, (err, tp) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(tp))),
       );
       for (const tp of committed) {
-        const offset = tp.offset >= 0 ? tp.offset : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
+        const known = Math.max(tp.offset, this.ownCommits.get(`${tp.topic}:${tp.partition}`) ?? -1);
+        const offset = known >= 0 ? known : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
         await new Promise<void>((resolve, reject) =>
           consumer.seek({ topic: tp.topic, partition: tp.partition, offset }, 10000, (err) =>
             err ? reject(new BgrmError('ERR_KAFKA', `cannot rewind ${tp.topic}[${tp.partition}] to ${offset}: ${err.message}`)) : resolve(),
