@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveModel } from '../lib/models';
 import { native, projectRoot, type StageTimings } from '../lib/native';
-import { scoreSequence, type SequenceScore } from '../lib/quality';
+import { scoreVideo, type VideoScore } from '../lib/quality';
 import { openSegmenter } from '../lib/segmenter';
 
 interface Args {
@@ -185,19 +185,39 @@ async function main(): Promise<void> {
     } else log(`rembg: ${rembg}`);
   }
 
-  const quality: SequenceScore[] = [];
+  // Quality per mode: per-frame, temporal matting, and temporal with keyframes every 2 and 3 frames.
+  const modes: { name: string; temporal: boolean; keyframeInterval: number }[] = [
+    { name: 'per-frame', temporal: false, keyframeInterval: 1 },
+    { name: 'temporal', temporal: true, keyframeInterval: 1 },
+    { name: 'temporal k=2', temporal: true, keyframeInterval: 2 },
+    { name: 'temporal k=3', temporal: true, keyframeInterval: 3 },
+  ];
+  const quality: (VideoScore & { mode: string })[] = [];
   if (args.quality) {
     const { segmenter } = await openSegmenter({ model: 'u2netp', threads: args.threads });
     const seqs = (await fs.readdir(path.join(args.testdata, 'davis'))).sort();
-    log('DAVIS quality (every frame), u2netp:');
+    log('DAVIS quality (every frame in order), u2netp: IoU / background flicker / frames per second (JPEG in, mask out)');
+    log(`  ${'sequence'.padEnd(16)}${modes.map((m) => m.name.padStart(26)).join('')}`);
     for (const s of seqs) {
-      const score = await scoreSequence(segmenter, path.join(args.testdata, 'davis', s), { step: 1 });
-      quality.push(score);
-      log(`  ${s.padEnd(16)} ${String(score.frames).padStart(4)} frames  IoU ${score.iou.toFixed(3)}  MAE ${score.mae.toFixed(4)}`);
+      const cells: string[] = [];
+      for (const m of modes) {
+        const score = await scoreVideo(segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval });
+        quality.push({ ...score, mode: m.name });
+        cells.push(`${score.iou.toFixed(3)} / ${score.flicker.toFixed(4)} / ${score.fps.toFixed(1)}`.padStart(26));
+      }
+      log(`  ${s.padEnd(16)}${cells.join('')}`);
     }
     segmenter.close();
-    const mean = quality.reduce((a, q) => a + q.iou, 0) / quality.length;
-    log(`  mean IoU ${mean.toFixed(3)}`);
+    const of = (mode: string) => quality.filter((q) => q.mode === mode);
+    const mean = (xs: VideoScore[], f: (q: VideoScore) => number) => xs.reduce((a, q) => a + f(q), 0) / xs.length;
+    const base = of('per-frame');
+    for (const m of modes) {
+      const q = of(m.name);
+      log(
+        `  ${m.name.padEnd(14)} mean IoU ${mean(q, (x) => x.iou).toFixed(4)} (${(mean(q, (x) => x.iou) - mean(base, (x) => x.iou) >= 0 ? '+' : '')}${(mean(q, (x) => x.iou) - mean(base, (x) => x.iou)).toFixed(4)}), ` +
+          `flicker ${mean(q, (x) => x.flicker).toFixed(4)} (x${(mean(q, (x) => x.flicker) / mean(base, (x) => x.flicker)).toFixed(3)}), ${mean(q, (x) => x.fps).toFixed(2)} frames/s`,
+      );
+    }
   }
 
   if (args.json) {
