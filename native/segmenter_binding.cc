@@ -270,7 +270,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     streams_.erase(oldest);
   }
 
-  static constexpr size_t kMaxStreams = 256;
+  static constexpr size_t kMaxStreams = 64;  // about 6 MB of state each at 854x480
   std::map<std::string, std::shared_ptr<TemporalStream>> streams_;
   uint64_t useClock_ = 0;
 
