@@ -58,11 +58,26 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     const out = path.join(tmp, 'frames');
     const r = await runCli(['process', video, '-o', out, '--max-frames', '8', '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.toString())).toMatchObject({ frames: 8, succeeded: 8 });
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({ frames: 8, succeeded: 8, temporal: true, keyframeInterval: 1 });
     const files = (await fs.readdir(out)).sort();
     expect(files).toEqual(['000000.png', '000001.png', '000002.png', '000003.png', '000004.png', '000005.png', '000006.png', '000007.png']);
     const first = await native().decode(await fs.readFile(path.join(out, files[0])), { channels: 4 });
     expect([first.width, first.height]).toEqual([854, 480]);
+  });
+
+  it('--fast on a video: temporal matting, the model on every 3rd frame; --no-temporal: every frame alone', async () => {
+    const fast = await runCli(['process', video, '-o', path.join(tmp, 'fast'), '--max-frames', '9', '--fast', '--json']);
+    expect(fast.code).toBe(0);
+    const summary = JSON.parse(fast.stdout.toString());
+    expect(summary).toMatchObject({ succeeded: 9, temporal: true, keyframeInterval: 3 });
+    const plain = await runCli(['process', video, '-o', path.join(tmp, 'plain'), '--max-frames', '2', '--no-temporal', '--json']);
+    expect(JSON.parse(plain.stdout.toString())).toMatchObject({ succeeded: 2, temporal: false });
+    // the first frame of a stream is the model's own matte through the contrast curve, so it differs from per-frame
+    const a = await fs.readFile(path.join(tmp, 'fast', '000000.png'));
+    const b = await fs.readFile(path.join(tmp, 'plain', '000000.png'));
+    expect(a.equals(b)).toBe(false);
+    const photos = await runCli(['process', path.join(testdata, 'rembg', 'car-1.jpg'), '-o', path.join(tmp, 'fast-photo.png'), '--fast', '--json']);
+    expect(JSON.parse(photos.stdout.toString())).toMatchObject({ succeeded: 1, temporal: false }); // photos stay unrelated
   });
 
   it('video -> .webm whose alpha plane survives decoding', async () => {
