@@ -21,6 +21,10 @@ TemporalStream::TemporalStream(int keyframeInterval, TemporalParams params)
     : interval_(std::max(1, keyframeInterval)), params_(params), state_(std::make_unique<State>()) {
 
   state_->dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+  // OpenCV's own threads would make DIS's variational refinement order-dependent (parallel SOR
+  // stripes), so the same frames could give slightly different mattes. The engine runs frames and
+  // streams in parallel already; OpenCV runs single-threaded so that results are repeatable.
+  cv::setNumThreads(1);
 }
 
 TemporalStream::~TemporalStream() = default;
