@@ -2,8 +2,9 @@
 // against per-frame matting in the same run, background flicker must fall well below per-frame and
 // IoU must not drop by more than 0.005; keyframes halve the model runs at a small IoU cost; a gap or
 // a new scene starts the stream afresh.
-// The target is flicker <= 0.5x. Measured here: x0.498 and x0.497 with OpenCV single-threaded, and
-// x0.527 / x0.548 when DIS still ran multithreaded (not repeatable). This test holds the line at 0.65x until the
+// The target is flicker <= 0.5x. Measured here: x0.497 with OpenCV single-threaded (as the
+// core runs it now, repeatably); x0.498, x0.527 and x0.548 when DIS still ran multithreaded. This
+// test holds the line at 0.65x until the
 // matting is tuned to meet 0.5x with a margin.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
