@@ -144,6 +144,19 @@ export class TransactionalTopicSink implements FrameSink {
     this.producer!.produce(topic, null, value, key ?? null, Date.now(), undefined, headers as Kafka.MessageHeader[]);
   }
 
+  /** The input message, unchanged, to the dead-letter topic inside the open transaction, with the reason. */
+  private deadLetter(frame: KafkaFrame, code: string, message: string): void {
+    const m = frame.message;
+    this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
+      ...(m.headers ?? []),
+      { 'bgrm-error-code': code },
+      { 'bgrm-error': message.slice(0, 1000) },
+      { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
+      { 'bgrm-worker': this.opts.workerId },
+    ]);
+    this.deadLettered++;
+  }
+
   write(p: ProcessedFrame): Promise<void> {
     const frame = p.frame as KafkaFrame;
     return this.lock.run(async () => {
@@ -163,14 +176,7 @@ export class TransactionalTopicSink implements FrameSink {
         { 'bgrm-e2e-ms': String(Math.max(0, now - frame.timestampMs)) },
       ];
       if (p.result.data.length > this.opts.maxMessageBytes) {
-        this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
-          ...(m.headers ?? []),
-          { 'bgrm-error-code': 'ERR_MESSAGE_TOO_LARGE' },
-          { 'bgrm-error': `output is ${p.result.data.length} bytes, over --max-message-bytes ${this.opts.maxMessageBytes}; use --format mask` },
-          { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
-          { 'bgrm-worker': this.opts.workerId },
-        ]);
-        this.deadLettered++;
+        this.deadLetter(frame, 'ERR_MESSAGE_TOO_LARGE', `output is ${p.result.data.length} bytes, over --max-message-bytes ${this.opts.maxMessageBytes}; use --format mask`);
         return;
       }
       this.produce(this.opts.outputTopic, p.result.data, m.key, headers);
@@ -188,15 +194,7 @@ export class TransactionalTopicSink implements FrameSink {
       this.txnPartitions.set(`${frame.message.topic}:${frame.message.partition}`, { topic: frame.message.topic, partition: frame.message.partition });
       if (!error && !frame.skip) this.unsettled = Math.max(0, this.unsettled - 1);
       if (error) {
-        const m = frame.message;
-        this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
-          ...(m.headers ?? []),
-          { 'bgrm-error-code': error.code },
-          { 'bgrm-error': error.message.slice(0, 1000) },
-          { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
-          { 'bgrm-worker': this.opts.workerId },
-        ]);
-        this.deadLettered++;
+        this.deadLetter(frame, error.code, error.message);
       }
       this.source.markDone(frame);
       this.framesInBatch++;

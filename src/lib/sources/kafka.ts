@@ -33,6 +33,9 @@ export interface KafkaSourceOptions extends KafkaConnection {
   staticMemberId?: string;
 }
 
+/** The key of a topic's partition in this source's maps and sets. */
+const tp = (x: { topic: string; partition: number }) => `${x.topic}:${x.partition}`;
+
 export class KafkaFrameSource implements FrameSource {
   private consumer?: Kafka.KafkaConsumer;
   /** Highest done offset + 1 per "topic:partition", not yet committed. */
@@ -68,15 +71,15 @@ export class KafkaFrameSource implements FrameSource {
         ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
           if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
-            for (const a of assignment) this.owned.add(`${a.topic}:${a.partition}`);
+            for (const a of assignment) this.owned.add(tp(a));
             if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalAssign(assignment);
             else consumer.assign(assignment);
             return;
           }
           // Revoked: from now on nothing of these partitions is processed or committed here.
           for (const a of assignment) {
-            this.owned.delete(`${a.topic}:${a.partition}`);
-            this.ownCommits.delete(`${a.topic}:${a.partition}`);
+            this.owned.delete(tp(a));
+            this.ownCommits.delete(tp(a));
           }
           if (this.opts.externalCommit && this.revokeHandler && this.consumer) {
             // The open transaction may hold their outputs: it is aborted before the partitions go.
@@ -139,7 +142,7 @@ export class KafkaFrameSource implements FrameSource {
       this.pulling = undefined;
       this.commit(false);
       // Messages of partitions revoked meanwhile belong to their new owner, who reads them from the committed offset.
-      const msgs = fetched.filter((m) => this.owned.has(`${m.topic}:${m.partition}`));
+      const msgs = fetched.filter((m) => this.owned.has(tp(m)));
       if (fetched.length === 0) {
         // --idle-exit counts quiet time only: not a broker outage, nor a rewind in progress
         if (this.troubledAt > idleSince || this.seeking) idleSince = Date.now();
@@ -188,8 +191,8 @@ export class KafkaFrameSource implements FrameSource {
   /** Marks a frame finished (its output or dead letter is durable); frames finish in order per partition. */
   markDone(frame: KafkaFrame): void {
     const { topic, partition, offset } = frame.message;
-    if (frame.epoch !== this.epoch || !this.owned.has(`${topic}:${partition}`)) return;
-    this.done.set(`${topic}:${partition}`, { topic, partition, offset: offset + 1 });
+    if (frame.epoch !== this.epoch || !this.owned.has(tp(frame.message))) return;
+    this.done.set(tp(frame.message), { topic, partition, offset: offset + 1 });
   }
 
   /**
@@ -201,12 +204,12 @@ export class KafkaFrameSource implements FrameSource {
 
   /** Is this partition ("topic:partition") assigned to this member now? */
   owns(topic: string, partition: number): boolean {
-    return this.owned.has(`${topic}:${partition}`);
+    return this.owned.has(tp({ topic, partition }));
   }
 
   noteCommitted(offsets: Kafka.TopicPartitionOffset[]): void {
     for (const o of offsets) {
-      const key = `${o.topic}:${o.partition}`;
+      const key = tp(o);
       if (this.owned.has(key)) this.ownCommits.set(key, Math.max(o.offset, this.ownCommits.get(key) ?? -1));
     }
   }
@@ -266,14 +269,14 @@ export class KafkaFrameSource implements FrameSource {
       const assigned = consumer.assignments().map((a) => ({ topic: a.topic, partition: a.partition }));
       if (assigned.length === 0) return;
       const committed = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-        consumer.committed(assigned, 10000, (err, tp) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(tp))),
+        consumer.committed(assigned, 10000, (err, offsets) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(offsets))),
       );
-      for (const tp of committed) {
-        const known = Math.max(tp.offset, this.ownCommits.get(`${tp.topic}:${tp.partition}`) ?? -1);
+      for (const c of committed) {
+        const known = Math.max(c.offset, this.ownCommits.get(tp(c)) ?? -1);
         const offset = known >= 0 ? known : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
         await new Promise<void>((resolve, reject) =>
-          consumer.seek({ topic: tp.topic, partition: tp.partition, offset }, 10000, (err) =>
-            err ? reject(new BgrmError('ERR_KAFKA', `cannot rewind ${tp.topic}[${tp.partition}] to ${offset}: ${err.message}`)) : resolve(),
+          consumer.seek({ topic: c.topic, partition: c.partition, offset }, 10000, (err) =>
+            err ? reject(new BgrmError('ERR_KAFKA', `cannot rewind ${c.topic}[${c.partition}] to ${offset}: ${err.message}`)) : resolve(),
           ),
         );
       }
@@ -302,7 +305,7 @@ export class KafkaFrameSource implements FrameSource {
     if (!sync && Date.now() - this.lastCommit < (this.opts.commitIntervalMs ?? 1000)) return;
     // done offsets of partitions just revoked are still this member's to commit, once
     const mine = (o: Kafka.TopicPartitionOffset) =>
-      this.owned.has(`${o.topic}:${o.partition}`) || revoked.some((r) => r.topic === o.topic && r.partition === o.partition);
+      this.owned.has(tp(o)) || revoked.some((r) => r.topic === o.topic && r.partition === o.partition);
     const offsets = [...this.done.values()].filter(mine);
     this.done.clear();
     if (offsets.length === 0) return;
