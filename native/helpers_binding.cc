@@ -5,6 +5,7 @@
 #include "binding.h"
 #include "codecs.h"
 #include "errors.h"
+#include "resample.h"
 #include "segmenter.h"
 
 namespace bgrm {
@@ -175,6 +176,78 @@ Napi::Value encodeJpegJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// modelInput(buffer, {width, height, mean, std, maxPixels, maxSide}) -> Promise<Float32Array>: the
+// exact NCHW tensor the segmenter feeds its model for this image (decode, Lanczos resize, normalise).
+// Used to calibrate quantised models on the same inputs the pipeline will see.
+class ModelInputWorker : public Napi::AsyncWorker {
+ public:
+  ModelInputWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, int width, int height,
+                   std::array<float, 3> mean, std::array<float, 3> sd)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits), width_(width),
+        height_(height), mean_(mean), sd_(sd) {
+    ref_ = Napi::Persistent(buf);
+    data_ = buf.Data();
+    size_ = buf.Length();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      Image rgb = decodeRgb(data_, size_, limits_);
+      Image small = resizeLanczos(view(rgb), width_, height_);
+      tensor_ = normaliseToTensor(small, mean_, sd_);
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto ab = Napi::ArrayBuffer::New(env, tensor_.size() * sizeof(float));
+    std::copy(tensor_.begin(), tensor_.end(), static_cast<float*>(ab.Data()));
+    deferred_.Resolve(Napi::Float32Array::New(env, tensor_.size(), ab, 0));
+  }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  DecodeLimits limits_;
+  int width_, height_;
+  std::array<float, 3> mean_, sd_;
+  std::vector<float> tensor_;
+  std::string code_;
+};
+
+std::array<float, 3> triple(const Napi::Object& o, const char* key, std::array<float, 3> fallback) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) return fallback;
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() != 3) return fallback;
+  for (uint32_t i = 0; i < 3; ++i) fallback[i] = a.Get(i).As<Napi::Number>().FloatValue();
+  return fallback;
+}
+
+Napi::Value modelInput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsObject()) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "modelInput(buffer, {width, height, mean, std}) needs a Buffer and options");
+  }
+  Napi::Object o = info[1].As<Napi::Object>();
+  const int width = get(o, "width", 320), height = get(o, "height", 320);
+  if (width <= 0 || height <= 0 || width > 4096 || height > 4096) {
+    throw makeError(env, "ERR_INVALID_ARGUMENT", "modelInput: width and height must be 1..4096");
+  }
+  auto* w = new ModelInputWorker(env, info[0].As<Napi::Buffer<uint8_t>>(), limitsFrom(info[1]), width, height,
+                                 triple(o, "mean", {0.485f, 0.456f, 0.406f}), triple(o, "std", {0.229f, 0.224f, 0.225f}));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
@@ -183,6 +256,7 @@ Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
   exports.Set("decode", Napi::Function::New(env, decode));
   exports.Set("encodePng", Napi::Function::New(env, encodePngJs));
   exports.Set("encodeJpeg", Napi::Function::New(env, encodeJpegJs));
+  exports.Set("modelInput", Napi::Function::New(env, modelInput));
   return exports;
 }
 

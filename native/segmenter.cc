@@ -91,18 +91,20 @@ Segmenter::Segmenter(const SegmenterOptions& options) : options_(options) {
   }
 }
 
-std::vector<float> Segmenter::prepareInput(const Image& im) const {
+std::vector<float> normaliseToTensor(const Image& im, const std::array<float, 3>& mean, const std::array<float, 3>& sd) {
   const size_t plane = size_t(im.width) * im.height;
   std::vector<float> t(plane * 3);
   const uint8_t maxValue = im.pixels.empty() ? 0 : *std::max_element(im.pixels.begin(), im.pixels.end());
   const float scale = maxValue > 0 ? 1.0f / maxValue : 1.0f;
-  const auto& mean = options_.mean;
-  const auto& sd = options_.std;
   const uint8_t* p = im.pixels.data();
   for (size_t i = 0; i < plane; ++i) {
     for (int c = 0; c < 3; ++c) t[c * plane + i] = (p[i * 3 + c] * scale - mean[c]) / sd[c];
   }
   return t;
+}
+
+std::vector<float> Segmenter::prepareInput(const Image& im) const {
+  return normaliseToTensor(im, options_.mean, options_.std);
 }
 
 Image Segmenter::infer(std::vector<float>& input) const {

@@ -49,6 +49,9 @@ class Segmenter {
   int inputWidth_ = 0, inputHeight_ = 0;
 };
 
+// The normalisation prepareInput applies, for any mean/std (calibration uses it too).
+std::vector<float> normaliseToTensor(const Image& resized, const std::array<float, 3>& mean, const std::array<float, 3>& sd);
+
 Ort::Env& ortEnv();
 std::string ortVersion();
 std::vector<std::string> ortProviders();

@@ -33,7 +33,12 @@ export interface ResolvedModel {
   path: string;
   manifest?: ModelManifest;
   input: ModelManifest['input'];
+  /** An int8 model made by `bgrm models quantize`. */
+  quantized?: boolean;
 }
+
+/** `NAME-int8` is the quantised form of the known model NAME. */
+export const INT8_SUFFIX = '-int8';
 
 export const DEFAULT_MODEL = 'u2netp';
 const manifestDir = path.join(projectRoot, 'models');
@@ -45,7 +50,8 @@ export function modelsDir(): string {
 }
 
 export async function knownModels(): Promise<ModelManifest[]> {
-  const names = (await fs.readdir(manifestDir)).filter((f) => f.endsWith('.json')).sort();
+  // NAME-int8.onnx.json files are quantisation records (see quantize.ts), not manifests.
+  const names = (await fs.readdir(manifestDir)).filter((f) => f.endsWith('.json') && !f.endsWith('.onnx.json')).sort();
   return Promise.all(names.map(async (f) => JSON.parse(await fs.readFile(path.join(manifestDir, f), 'utf8')) as ModelManifest));
 }
 
@@ -68,6 +74,20 @@ export async function resolveModel(nameOrPath: string): Promise<ResolvedModel> {
     return { name: path.basename(file, '.onnx'), path: file, manifest, input: manifest?.input ?? IMAGENET };
   }
   const manifest = await findManifest(nameOrPath);
+  const int8 = nameOrPath.endsWith(INT8_SUFFIX) ? await findManifest(nameOrPath.slice(0, -INT8_SUFFIX.length)) : undefined;
+  if (!manifest && int8) {
+    // A quantised model made here by `bgrm models quantize`: same input as its float original.
+    const file = path.join(modelsDir(), `${nameOrPath}.onnx`);
+    if (!(await exists(file))) {
+      throw new BgrmError(
+        'ERR_MODEL_NOT_INSTALLED',
+        `model '${nameOrPath}' has not been made yet (${file} is missing). Make it with: ` +
+          `bgrm models quantize ${int8.name} --calibration DIR|VIDEO (frames like the ones you will process), ` +
+          `or run bgrm process --fast on a local video or folder, which calibrates on its first frames`,
+      );
+    }
+    return { name: nameOrPath, path: file, input: int8.input, quantized: true };
+  }
   if (!manifest) {
     const known = (await knownModels()).map((m) => m.name).join(', ');
     throw new BgrmError('ERR_UNKNOWN_MODEL', `unknown model '${nameOrPath}'. Known models: ${known}; or pass a path to an .onnx file`);

@@ -88,6 +88,11 @@ interface Addon {
   decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4 }): Promise<RawImage>;
   encodePng(pixels: Buffer, width: number, height: number, channels: number, level: number, filter?: string): Promise<Buffer>;
   encodeJpeg(rgb: Buffer, width: number, height: number, quality: number): Promise<Buffer>;
+  /** The NCHW float tensor the segmenter would feed its model for this image. */
+  modelInput(
+    image: Buffer,
+    options: { width: number; height: number; mean: number[]; std: number[]; maxPixels?: number; maxSide?: number },
+  ): Promise<Float32Array>;
 }
 
 export const projectRoot = path.resolve(__dirname, '..', '..');
