@@ -202,9 +202,19 @@ void Engine::temporal(FrameJob* job) {
       alpha = job->stream->step(src, job->alpha, job->frameNumber, &needPrediction);
     }
     job->alpha = Image();
-    const double before = job->matteMs;
-    output(job, std::move(alpha), t0);
-    job->matteMs += before;
+    // Compositing and encoding need no stream state: they leave the stream's serial section and
+    // run on any CPU thread, so one video's frames encode in parallel.
+    const double serialMs = job->matteMs + msSince(t0);
+    auto a = std::make_shared<Image>(std::move(alpha));
+    cpuQueue_.push([this, job, a, serialMs] {
+      try {
+        output(job, std::move(*a), Clock::now(), serialMs);
+      } catch (const Error& e) {
+        fail(job, e.code(), e.what());  // the stream's state is not touched: the matte was fine
+      } catch (const std::exception& e) {
+        fail(job, "ERR_INTERNAL", e.what());
+      }
+    });
   } catch (const Error& e) {
     job->stream->reset();
     fail(job, e.code(), e.what());
@@ -214,7 +224,7 @@ void Engine::temporal(FrameJob* job) {
   }
 }
 
-void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0) {
+void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0, double earlierMatteMs) {
   {
     const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
     Image out;
@@ -230,7 +240,7 @@ void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0) {
     }
     job->rgb = Image();
     auto t1 = Clock::now();
-    job->matteMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    job->matteMs = earlierMatteMs + std::chrono::duration<double, std::milli>(t1 - t0).count();
     job->channels = out.channels;
     if (job->encoding == "raw") {
       job->bytes = std::move(out.pixels);

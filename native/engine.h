@@ -93,7 +93,7 @@ class Engine {
   void infer(FrameJob* job);
   void finish(FrameJob* job);
   void temporal(FrameJob* job);
-  void output(FrameJob* job, Image alpha, std::chrono::steady_clock::time_point t0);
+  void output(FrameJob* job, Image alpha, std::chrono::steady_clock::time_point t0, double earlierMatteMs = 0);
   void toStream(FrameJob* job);
   Image predict(const ImageView& src, FrameJob* job);
   void fail(FrameJob* job, const std::string& code, const std::string& message);

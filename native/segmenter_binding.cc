@@ -195,7 +195,18 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
         const std::string id = get<std::string>(t.As<Napi::Object>(), "stream", "");
         const int interval = std::max(1, get<int>(o, "keyframeInterval", 1));
         std::shared_ptr<TemporalStream>& stream = streams_[id];
-        if (!stream || stream->interval() != interval) stream = std::make_shared<TemporalStream>(interval);
+        const std::string flow = get<std::string>(t.As<Napi::Object>(), "flow", "medium");
+        TemporalParams params;
+        if (flow == "ultrafast") params.flowPreset = 0;
+        else if (flow == "fast") params.flowPreset = 1;
+        else if (flow == "medium") params.flowPreset = 2;
+        else {
+          delete p;
+          throw makeError(env, "ERR_INVALID_ARGUMENT", "temporal.flow must be ultrafast, fast or medium");
+        }
+        if (!stream || stream->interval() != interval || stream->flowPreset() != params.flowPreset) {
+          stream = std::make_shared<TemporalStream>(interval, params);
+        }
         stream->lastUse = ++useClock_;
         job.stream = stream;
         job.seq = stream->enqueue(&job.keyframe);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/video/tracking.hpp>
@@ -13,14 +14,29 @@ struct TemporalStream::State {
   cv::Ptr<cv::DISOpticalFlow> dis;
   cv::Mat prevGrey, prevHalf;  // CV_8U, full and half size
   cv::Mat matte;               // CV_32F, full size, 0..255 (before the contrast curve)
-  cv::Mat gridX, gridY;        // CV_32F pixel coordinates, full size
+  cv::Mat grid;                // CV_32FC2 pixel coordinates, full size
+  // weight * exp(-r / scale) for every 7x7 box sum of 8-bit differences (r = sum / 49)
+  std::vector<float> lut;
   int64_t lastFrame = -1;
 };
+
+namespace {
+constexpr int kBox = 7;
+constexpr int kBoxArea = kBox * kBox;
+
+std::vector<float> gateTable(float weight, float scale) {
+  std::vector<float> t(kBoxArea * 255 + 1);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = float(weight * std::exp(-(double(i) / kBoxArea) / scale));
+  return t;
+}
+}  // namespace
 
 TemporalStream::TemporalStream(int keyframeInterval, TemporalParams params)
     : interval_(std::max(1, keyframeInterval)), params_(params), state_(std::make_unique<State>()) {
 
-  state_->dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+  state_->dis = cv::DISOpticalFlow::create(std::clamp(params_.flowPreset, 0, 2));
+  const bool keyframesOnly = interval_ > 1;
+  state_->lut = keyframesOnly ? gateTable(params_.keyWeight, params_.keyScale) : gateTable(params_.weight, params_.scale);
   // OpenCV's own threads would make DIS's variational refinement order-dependent (parallel SOR
   // stripes), so the same frames could give slightly different mattes. The engine runs frames and
   // streams in parallel already; OpenCV runs single-threaded so that results are repeatable.
@@ -68,41 +84,34 @@ Image TemporalStream::step(const ImageView& rgb, const Image& prediction, int64_
   cv::cvtColor(src, grey, cv::COLOR_RGB2GRAY);
   cv::resize(grey, half, cv::Size((rgb.width + 1) / 2, (rgb.height + 1) / 2), 0, 0, cv::INTER_AREA);
   const bool hasPrediction = !prediction.pixels.empty();
-  cv::Mat pred;
-  if (hasPrediction) {
-    cv::Mat(prediction.height, prediction.width, CV_8UC1, const_cast<uint8_t*>(prediction.pixels.data())).convertTo(pred, CV_32F);
-  }
+  const cv::Mat pred = hasPrediction
+                           ? cv::Mat(prediction.height, prediction.width, CV_8UC1, const_cast<uint8_t*>(prediction.pixels.data()))
+                           : cv::Mat();
 
   bool fresh = s.matte.empty() || s.matte.size() != grey.size() || frameNumber != s.lastFrame + 1;
-  cv::Mat mapX, mapY, gate;
+  cv::Mat map, boxSum;
   if (!fresh) {
-    if (s.gridX.size() != grey.size()) {
-      s.gridX.create(grey.size(), CV_32F);
-      s.gridY.create(grey.size(), CV_32F);
+    if (s.grid.size() != grey.size()) {
+      s.grid.create(grey.size(), CV_32FC2);
       for (int y = 0; y < grey.rows; ++y) {
-        float* gx = s.gridX.ptr<float>(y);
-        float* gy = s.gridY.ptr<float>(y);
-        for (int x = 0; x < grey.cols; ++x) {
-          gx[x] = float(x);
-          gy[x] = float(y);
-        }
+        cv::Vec2f* g = s.grid.ptr<cv::Vec2f>(y);
+        for (int x = 0; x < grey.cols; ++x) g[x] = cv::Vec2f(float(x), float(y));
       }
     }
-    // Flow from the current frame to the previous one: where each pixel was (a backward warp).
+    // Flow from the current frame to the previous one: where each pixel was (a backward warp),
+    // scaled to full resolution while still small, then added to the pixel grid: one remap map.
     cv::Mat flow, flowFull;
     s.dis->calc(half, s.prevHalf, flow);
+    cv::multiply(flow, cv::Scalar(double(grey.cols) / half.cols, double(grey.rows) / half.rows), flow);
     cv::resize(flow, flowFull, grey.size(), 0, 0, cv::INTER_LINEAR);
-    cv::Mat xy[2];
-    cv::split(flowFull, xy);
-    mapX = s.gridX + xy[0] * (double(grey.cols) / half.cols);
-    mapY = s.gridY + xy[1] * (double(grey.rows) / half.rows);
-    // The gate: how badly the warped previous frame explains this one (occlusions, new content).
+    cv::add(flowFull, s.grid, map);
+    // The gate: how badly the warped previous frame explains this one (occlusions, new content),
+    // as 7x7 box sums of the 8-bit difference (exact integers; r = sum / 49).
     cv::Mat warpedGrey, diff;
-    cv::remap(s.prevGrey, warpedGrey, mapX, mapY, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    cv::remap(s.prevGrey, warpedGrey, map, cv::noArray(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
     cv::absdiff(grey, warpedGrey, diff);
-    diff.convertTo(gate, CV_32F);
-    cv::blur(gate, gate, cv::Size(7, 7));
-    if (cv::mean(gate)[0] > params_.sceneCut) fresh = true;  // a new scene: nothing to carry
+    cv::boxFilter(diff, boxSum, CV_16U, cv::Size(kBox, kBox), cv::Point(-1, -1), false);
+    if (cv::mean(boxSum)[0] / kBoxArea > params_.sceneCut) fresh = true;  // a new scene: nothing to carry
   }
 
   if (fresh) {
@@ -110,21 +119,24 @@ Image TemporalStream::step(const ImageView& rgb, const Image& prediction, int64_
       *needPrediction = true;  // the caller runs the model and calls again
       return Image();
     }
-    s.matte = pred.clone();
+    pred.convertTo(s.matte, CV_32F);
   } else {
     cv::Mat warped;
-    cv::remap(s.matte, warped, mapX, mapY, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    cv::remap(s.matte, warped, map, cv::noArray(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
     if (hasPrediction) {
-      const bool keyframesOnly = interval_ > 1;
-      const float weight = keyframesOnly ? params_.keyWeight : params_.weight;
-      const float scale = keyframesOnly ? params_.keyScale : params_.scale;
-      cv::Mat w;
-      cv::exp(gate * (-1.0 / scale), w);
-      w *= weight;
-      s.matte = w.mul(warped) + (1.0 - w).mul(pred);
-    } else {
-      s.matte = warped;
+      // s = w * warp(s) + (1 - w) * prediction, in one pass
+      const float* lut = s.lut.data();
+      for (int y = 0; y < warped.rows; ++y) {
+        float* m = warped.ptr<float>(y);
+        const uint16_t* r = boxSum.ptr<uint16_t>(y);
+        const uint8_t* p = pred.ptr<uint8_t>(y);
+        for (int x = 0; x < warped.cols; ++x) {
+          const float w = lut[r[x]];
+          m[x] = w * m[x] + (1.0f - w) * float(p[x]);
+        }
+      }
     }
+    s.matte = warped;
   }
   s.prevGrey = grey;
   s.prevHalf = half;

@@ -30,6 +30,8 @@ struct TemporalParams {
   float contrast = 3.0f;
   // Mean gated difference (0-255) above which the frame is a new scene.
   float sceneCut = 40.0f;
+  // OpenCV DIS preset: 0 ultrafast, 1 fast, 2 medium.
+  int flowPreset = 2;
 };
 
 class TemporalStream {
@@ -53,6 +55,7 @@ class TemporalStream {
   void reset();
 
   int interval() const { return interval_; }
+  int flowPreset() const { return params_.flowPreset; }
   uint64_t lastUse = 0;
 
  private:

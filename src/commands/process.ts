@@ -5,6 +5,11 @@ import { parseBrokers } from '../lib/kafka/client';
 import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
+import type { FlowPreset } from '../lib/native';
+import { fastModel } from '../lib/quantize';
+
+/** The optical-flow preset --fast uses (see README: quality and speed per mode). */
+const FAST_FLOW = 'fast';
 import { ProgressLine } from '../lib/progress';
 import { stopOnSignals } from '../lib/stop';
 
@@ -30,7 +35,7 @@ export default class Process extends Command {
 
   static flags = {
     output: Flags.string({ char: 'o', description: 'output: a .png file, a folder, a .webm/.mov video, or - for standard output' }),
-    model: Flags.string({ char: 'm', description: 'model name (bgrm models list) or path to an .onnx file', default: DEFAULT_MODEL }),
+    model: Flags.string({ char: 'm', description: `model name (bgrm models list), NAME-int8 (bgrm models quantize) or path to an .onnx file [default: ${DEFAULT_MODEL}; ${DEFAULT_MODEL}-int8 with --fast]` }),
     device: Flags.string({ description: 'where the model runs', options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'run the model with this many ONNX Runtime threads (default: one single-threaded run per core, which measured faster)', min: 1, max: 256 }),
     'cpu-threads': Flags.integer({ description: 'threads for decode, resize and PNG encode', min: 1, max: 64, default: 1 }),
@@ -38,7 +43,12 @@ export default class Process extends Command {
     background: Flags.string({ description: "composite onto a colour ('#00ff00', white) or an image file instead of transparency" }),
     temporal: Flags.boolean({ description: 'temporal matting: carry the matte along optical flow between frames of a video or camera (default: on for videos and Kafka streams, off for photos)', allowNo: true }),
     'keyframe-interval': Flags.integer({ description: 'with temporal matting, run the model on every K-th frame only; optical flow carries the others (default 1)', min: 1, max: 30 }),
-    fast: Flags.boolean({ description: 'the fastest setting that keeps IoU within 0.02 of per-frame: temporal matting with the model on every 3rd frame', default: false }),
+    fast: Flags.boolean({
+      description:
+        'the fastest setting that keeps IoU within 0.02 of per-frame float: the int8 model (made once, calibrated on the first frames of a local input, when missing), and for videos and cameras the model on every 3rd frame with optical flow between',
+      default: false,
+    }),
+    flow: Flags.string({ description: 'optical-flow preset for temporal matting (default: medium; fast with --fast)', options: ['ultrafast', 'fast', 'medium'] }),
     concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference)', min: 1, max: 64, default: 4 }),
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
@@ -71,9 +81,10 @@ export default class Process extends Command {
     const signal = stopOnSignals('stopping: finishing frames in flight (press Ctrl-C again to quit now)');
     let summary;
     try {
+      const model = flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
       const common = {
         output: flags.output,
-        model: flags.model,
+        model,
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         cpuThreads: flags['cpu-threads'],
@@ -81,6 +92,7 @@ export default class Process extends Command {
         background: flags.background,
         temporal: flags.temporal, // --fast changes only streams (videos, cameras); photos stay unrelated
         keyframeInterval: flags['keyframe-interval'] ?? (flags.fast ? 3 : 1),
+        flow: (flags.flow ?? (flags.fast ? FAST_FLOW : 'medium')) as FlowPreset,
         concurrency: flags.concurrency,
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],

@@ -99,6 +99,7 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       // photos are unrelated unless asked (--temporal treats sorted files as one sequence)
       temporal: job.temporal ?? !!p.video,
       keyframeInterval: job.keyframeInterval,
+      flow: job.flow,
     });
     return { ...summary, temporal: job.temporal ?? !!p.video, keyframeInterval: job.keyframeInterval ?? 1, model: model.name, device: info.device, threads: info.threads, modelRuns: threadLayout(job).inferenceThreads, output: p.output };
   } finally {

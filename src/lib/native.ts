@@ -36,6 +36,9 @@ export interface RawImage {
   channels: number;
 }
 
+/** OpenCV DIS optical-flow preset for temporal matting: medium (default) is steadier, fast/ultrafast cheaper. */
+export type FlowPreset = 'ultrafast' | 'fast' | 'medium';
+
 export interface ProcessOptions {
   output?: 'rgba' | 'mask';
   encoding?: 'png' | 'raw';
@@ -53,7 +56,7 @@ export interface ProcessOptions {
    * A frame of a video stream (frames of one stream submitted in order): temporal matting carries
    * the stream's matte along optical flow; a gap in `frame` or a scene cut starts afresh.
    */
-  temporal?: { stream: string; frame: number };
+  temporal?: { stream: string; frame: number; flow?: FlowPreset };
   /** With `temporal`: run the model on every K-th frame of the stream only (default 1). */
   keyframeInterval?: number;
 }

@@ -2,7 +2,7 @@
 // and hands results to the sink in source order. Shared by every command that processes frames.
 import type { Frame, FrameSink, FrameSource } from './frame';
 import { errorCode, errorMessage } from './errors';
-import type { NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
+import type { FlowPreset, NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
 
 export interface FrameFailure {
   origin: string;
@@ -56,6 +56,7 @@ export interface PipelineOptions {
   /** Temporal matting: frames of one camera (cameraId) form a stream, in frameNumber order. */
   temporal?: boolean;
   keyframeInterval?: number;
+  flow?: FlowPreset;
 }
 
 type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string }; skipped?: boolean };
@@ -78,7 +79,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     let options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
     if (opts.temporal) {
       streams.add(frame.cameraId);
-      options = { ...options, temporal: { stream: frame.cameraId, frame: frame.frameNumber }, keyframeInterval: opts.keyframeInterval ?? 1 };
+      options = { ...options, temporal: { stream: frame.cameraId, frame: frame.frameNumber, flow: opts.flow }, keyframeInterval: opts.keyframeInterval ?? 1 };
     }
     return opts.segmenter.process(frame.bytes, options).then(
       (result) => ({ frame, result }),

@@ -90,21 +90,28 @@ export interface VideoScore extends SequenceScore {
 export async function scoreVideo(
   segmenter: import('./native').NativeSegmenter,
   dir: string,
-  opts: { temporal?: boolean; keyframeInterval?: number; concurrency?: number; maxFrames?: number } = {},
+  opts: { temporal?: boolean; keyframeInterval?: number; flow?: import('./native').FlowPreset; concurrency?: number; maxFrames?: number } = {},
 ): Promise<VideoScore> {
   const { promises: fs } = await import('node:fs');
   const path = await import('node:path');
   const names = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().slice(0, opts.maxFrames);
   const stream = `score:${dir}:${Math.random()}`;
   const started = performance.now();
-  const run = (name: string, i: number) =>
-    fs.readFile(path.join(dir, name)).then((jpg) =>
-      segmenter.process(jpg, {
+  // A stream's order is the order of process() calls, so reads (which may finish in any order) are
+  // chained: each frame is submitted after the one before it was submitted (not finished).
+  let submitted: Promise<unknown> = Promise.resolve();
+  const run = (name: string, i: number) => {
+    const read = fs.readFile(path.join(dir, name));
+    const submission = submitted.then(() => read).then((jpg) => ({
+      result: segmenter.process(jpg, {
         output: 'mask',
         encoding: 'raw',
-        ...(opts.temporal ? { temporal: { stream, frame: i }, keyframeInterval: opts.keyframeInterval ?? 1 } : {}),
+        ...(opts.temporal ? { temporal: { stream, frame: i, flow: opts.flow }, keyframeInterval: opts.keyframeInterval ?? 1 } : {}),
       }),
-    );
+    }));
+    submitted = submission;
+    return submission.then((s) => s.result);
+  };
   // submit in order, settle in order
   const pending: Promise<RawImage>[] = [];
   const masks: RawImage[] = [];

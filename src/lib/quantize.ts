@@ -644,3 +644,33 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   await fs.writeFile(`${target}.json`, `${JSON.stringify(record, null, 2)}\n`);
   return { ...record, path: target, upToDate: false, seconds: seconds() };
 }
+
+/**
+ * The model `--fast` runs: NAME-int8 when it is installed. When it is not and the input is a local
+ * video, folder or image, it is made once, calibrated on the first frames of that input (and kept
+ * for every later run); otherwise (standard input, Kafka) the float model runs, with a hint.
+ */
+export async function fastModel(base: string, inputs: string[], log: (m: string) => void): Promise<string> {
+  const { resolveModel, INT8_SUFFIX } = await import('./models');
+  const name = base.endsWith(INT8_SUFFIX) ? base : `${base}${INT8_SUFFIX}`;
+  try {
+    await resolveModel(name);
+    return name;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_MODEL_NOT_INSTALLED') throw err;
+  }
+  const local = inputs.length > 0 && inputs[0] !== '-' ? inputs[0] : undefined;
+  if (!local) {
+    log(`--fast: ${name} is not made yet, so the float model runs. Make it once with: bgrm models quantize ${base} --calibration DIR|VIDEO`);
+    return base;
+  }
+  log(`--fast: making ${name} once, calibrated on the first frames of ${local} (later runs reuse it)`);
+  try {
+    const r = await installQuantized(base, { calibration: local });
+    log(`--fast: ${name} ready in ${r.seconds.toFixed(1)} s: ${r.report.int8Convs} of ${r.report.convs} convs int8 -> ${r.path}`);
+    return name;
+  } catch (err) {
+    log(`--fast: could not make ${name} (${errorMessage(err)}); the float model runs`);
+    return base;
+  }
+}

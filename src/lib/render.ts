@@ -1,7 +1,7 @@
 // What every job asks of the native core per frame (format, background, PNG level, limits), turned
 // into process options once, for the local pipeline, the Kafka worker and replay alike.
 import { backgroundOptions } from './background';
-import type { ProcessOptions } from './native';
+import type { FlowPreset, ProcessOptions } from './native';
 import type { PipelineProgress } from './pipeline';
 
 export interface RenderJob {
@@ -19,6 +19,8 @@ export interface RenderJob {
   temporal?: boolean;
   /** With temporal matting: the model runs on every K-th frame, optical flow carries the rest. */
   keyframeInterval?: number;
+  /** Optical-flow preset for temporal matting (default medium). */
+  flow?: FlowPreset;
 }
 
 export async function renderOptions(job: RenderJob, encoding: 'png' | 'raw' = 'png'): Promise<ProcessOptions> {

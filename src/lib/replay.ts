@@ -37,6 +37,7 @@ export async function runReplay(job: ReplayJob): Promise<ReplaySummary> {
       signal: job.signal,
       temporal: job.temporal ?? true, // each camera's frames in the range are one stream, from the range's start
       keyframeInterval: job.keyframeInterval,
+      flow: job.flow,
     });
     return { ...summary, topic: job.topic, ranges: source.ranges, skippedOtherCameras: source.skipped, output: job.output, model: model.name };
   } finally {

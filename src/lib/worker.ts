@@ -185,6 +185,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       signal: job.signal,
       temporal: job.temporal ?? true, // one camera = one stream, processed in order by one worker
       keyframeInterval: job.keyframeInterval,
+      flow: job.flow,
       afterFrame: async (frame, error) => {
         await output.settle(frame as KafkaFrame, error);
         // durable now (a file), or at the batch's commit (a transaction)

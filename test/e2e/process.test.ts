@@ -65,8 +65,9 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     expect([first.width, first.height]).toEqual([854, 480]);
   });
 
+  // (--model u2netp: the int8 model that --fast makes and prefers is tested in test/integration/quantize.test.ts)
   it('--fast on a video: temporal matting, the model on every 3rd frame; --no-temporal: every frame alone', async () => {
-    const fast = await runCli(['process', video, '-o', path.join(tmp, 'fast'), '--max-frames', '9', '--fast', '--json']);
+    const fast = await runCli(['process', video, '-o', path.join(tmp, 'fast'), '--max-frames', '9', '--fast', '--model', 'u2netp', '--json']);
     expect(fast.code).toBe(0);
     const summary = JSON.parse(fast.stdout.toString());
     expect(summary).toMatchObject({ succeeded: 9, temporal: true, keyframeInterval: 3 });
@@ -76,7 +77,7 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     const a = await fs.readFile(path.join(tmp, 'fast', '000000.png'));
     const b = await fs.readFile(path.join(tmp, 'plain', '000000.png'));
     expect(a.equals(b)).toBe(false);
-    const photos = await runCli(['process', path.join(testdata, 'rembg', 'car-1.jpg'), '-o', path.join(tmp, 'fast-photo.png'), '--fast', '--json']);
+    const photos = await runCli(['process', path.join(testdata, 'rembg', 'car-1.jpg'), '-o', path.join(tmp, 'fast-photo.png'), '--fast', '--model', 'u2netp', '--json']);
     expect(JSON.parse(photos.stdout.toString())).toMatchObject({ succeeded: 1, temporal: false }); // photos stay unrelated
   });
 

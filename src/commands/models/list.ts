@@ -1,6 +1,9 @@
 // bgrm models list: known models, which are installed, and where.
 import { Command, Flags } from '@oclif/core';
-import { modelStatuses, modelsDir } from '../../lib/models';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { INT8_SUFFIX, modelStatuses, modelsDir } from '../../lib/models';
+import { readQuantizationRecord } from '../../lib/quantize';
 
 export default class ModelsList extends Command {
   static description = 'List known models and show which are installed';
@@ -10,6 +13,16 @@ export default class ModelsList extends Command {
   async run(): Promise<void> {
     const { flags } = await this.parse(ModelsList);
     const statuses = await modelStatuses();
+    // int8 models made here (bgrm models quantize), listed with their float originals
+    const int8 = await Promise.all(
+      statuses.map(async (s) => {
+        const file = path.join(modelsDir(), `${s.manifest.name}${INT8_SUFFIX}.onnx`);
+        const st = await fs.stat(file).catch(() => undefined);
+        if (!st?.isFile()) return undefined;
+        const record = await readQuantizationRecord(file);
+        return { name: `${s.manifest.name}${INT8_SUFFIX}`, path: file, bytes: st.size, calibration: record?.calibration };
+      }),
+    );
     if (flags.json) {
       const rows = statuses.map((s) => ({
         name: s.manifest.name,
@@ -19,7 +32,7 @@ export default class ModelsList extends Command {
         input: `${s.manifest.input.width}x${s.manifest.input.height}`,
         description: s.manifest.description,
       }));
-      this.log(JSON.stringify({ modelsDir: modelsDir(), models: rows }, null, 2));
+      this.log(JSON.stringify({ modelsDir: modelsDir(), models: rows, quantized: int8.filter(Boolean) }, null, 2));
       return;
     }
     this.log(`models folder: ${modelsDir()}`);
@@ -27,6 +40,11 @@ export default class ModelsList extends Command {
       const state = s.installed ? `installed (${((s.bytes ?? 0) / 1e6).toFixed(1)} MB)` : `not installed: bgrm models pull ${s.manifest.name}`;
       this.log(`  ${s.manifest.name.padEnd(18)} ${`${s.manifest.input.width}x${s.manifest.input.height}`.padEnd(10)} ${state}`);
       this.log(`  ${''.padEnd(18)} ${s.manifest.description}`);
+    }
+    for (const q of int8) {
+      if (!q) continue;
+      this.log(`  ${q.name.padEnd(18)} ${'int8'.padEnd(10)} installed (${(q.bytes / 1e6).toFixed(1)} MB)`);
+      this.log(`  ${''.padEnd(18)} made by bgrm models quantize` + (q.calibration ? `, calibrated on ${q.calibration.frames} frames of ${q.calibration.source}` : ''));
     }
   }
 }
