@@ -200,6 +200,9 @@ export async function loadCalibration(source: string, input: ModelInputSpec, cou
 interface TensorStats {
   min: number;
   max: number;
+  /** histogram bounds */
+  histLo: number;
+  histHi: number;
   channelMin: Float64Array;
   channelMax: Float64Array;
   channels: number;
@@ -228,64 +231,90 @@ async function calibrationSession(model: Model, tensors: string[]) {
   });
 }
 
+/** Frames whose ranges set the histogram bounds (then every frame fills the histograms). */
+const RANGE_FRAMES = 8;
+/** Histogram bounds reach this share of the first frames' span beyond it. */
+const RANGE_MARGIN = 0.5;
+
+function channelExtremes(data: Float32Array, channels: number, onChannel: (c: number, lo: number, hi: number) => void): void {
+  const plane = data.length / channels;
+  for (let c = 0; c < channels; c++) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    const end = (c + 1) * plane;
+    for (let i = c * plane; i < end; i++) {
+      const x = data[i];
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    onChannel(c, lo, hi);
+  }
+}
+
+/**
+ * Statistics in one pass over the frames after a short one: the first frames give provisional
+ * ranges, widened by a margin, as histogram bounds; then every frame adds to the histograms (values
+ * beyond the bounds count in the edge bins) and to the exact per-tensor and per-channel extremes.
+ */
 async function collectStats(model: Model, plan: GraphPlan, calib: CalibrationSet, input: ModelInputSpec, log?: (m: string) => void) {
   const { Tensor } = ort();
   const session = await calibrationSession(model, plan.calibrated);
   const inputName = graphOf(model).input[0].name;
   const stats = new Map<string, TensorStats>();
-  const run = async (t: Float32Array) =>
-    session.run({ [inputName]: new Tensor('float32', t, [1, 3, input.height, input.width]) });
+  const run = async (t: Float32Array) => {
+    const out = await session.run({ [inputName]: new Tensor('float32', t, [1, 3, input.height, input.width]) });
+    for (const name of plan.calibrated) if (!out[name]) throw new Error(`calibration run returned no tensor ${name}`);
+    return out;
+  };
   try {
-    // Pass 1: ranges, per tensor and per channel.
-    for (let f = 0; f < calib.tensors.length; f++) {
-      const out = await run(calib.tensors[f]);
+    const first = calib.tensors.slice(0, RANGE_FRAMES);
+    for (const t of first) {
+      const out = await run(t);
       for (const name of plan.calibrated) {
         const v = out[name];
-        if (!v) throw new Error(`calibration run returned no tensor ${name} (${Object.keys(out).length} returned, extra ${Object.keys(out).filter((k) => !plan.calibrated.includes(k)).join(" ")}; asked ${plan.calibrated.length})`);
-        const data = v.data as Float32Array;
-        const shape = v.dims;
-        const channels = shape.length >= 2 ? shape[1] : 1;
-        const plane = data.length / channels;
+        const channels = v.dims.length >= 2 ? v.dims[1] : 1;
         let s = stats.get(name);
         if (!s) {
-          s = { min: Infinity, max: -Infinity, channelMin: new Float64Array(channels).fill(Infinity), channelMax: new Float64Array(channels).fill(-Infinity), channels, count: 0 };
+          s = { min: Infinity, max: -Infinity, histLo: 0, histHi: 0, channelMin: new Float64Array(channels).fill(Infinity), channelMax: new Float64Array(channels).fill(-Infinity), channels, count: 0 };
           stats.set(name, s);
         }
-        for (let c = 0; c < channels; c++) {
-          let lo = Infinity;
-          let hi = -Infinity;
-          const end = (c + 1) * plane;
-          for (let i = c * plane; i < end; i++) {
-            const x = data[i];
-            if (x < lo) lo = x;
-            if (x > hi) hi = x;
-          }
-          if (lo < s.channelMin[c]) s.channelMin[c] = lo;
-          if (hi > s.channelMax[c]) s.channelMax[c] = hi;
-          if (lo < s.min) s.min = lo;
-          if (hi > s.max) s.max = hi;
-        }
+        const st = s;
+        channelExtremes(v.data as Float32Array, channels, (_c, lo, hi) => {
+          st.histLo = Math.min(st.histLo, lo);
+          st.histHi = Math.max(st.histHi, hi);
+        });
       }
-      if (log && (f + 1) % 10 === 0) log(`calibration: ranges ${f + 1}/${calib.tensors.length} frames`);
     }
-    // Pass 2: histograms over those ranges.
+    for (const s of stats.values()) {
+      const span = s.histHi - s.histLo;
+      if (s.histLo < 0) s.histLo -= RANGE_MARGIN * span;
+      s.histHi += RANGE_MARGIN * span;
+      if (!(s.histHi > s.histLo)) s.histHi = s.histLo + 1;
+      s.hist = new Float64Array(BINS);
+    }
     for (let f = 0; f < calib.tensors.length; f++) {
       const out = await run(calib.tensors[f]);
       for (const name of plan.calibrated) {
         const s = stats.get(name)!;
         const data = out[name].data as Float32Array;
-        if (!s.hist) s.hist = new Float64Array(BINS);
-        const span = s.max - s.min;
-        const k = span > 0 ? BINS / span : 0;
-        const hist = s.hist;
+        channelExtremes(data, s.channels, (c, lo, hi) => {
+          if (lo < s.channelMin[c]) s.channelMin[c] = lo;
+          if (hi > s.channelMax[c]) s.channelMax[c] = hi;
+          if (lo < s.min) s.min = lo;
+          if (hi > s.max) s.max = hi;
+        });
+        const k = BINS / (s.histHi - s.histLo);
+        const lo = s.histLo;
+        const hist = s.hist!;
         for (let i = 0; i < data.length; i++) {
-          let b = Math.floor((data[i] - s.min) * k);
+          let b = Math.floor((data[i] - lo) * k);
           if (b >= BINS) b = BINS - 1;
+          else if (b < 0) b = 0;
           hist[b]++;
         }
         s.count += data.length;
       }
-      if (log && (f + 1) % 10 === 0) log(`calibration: histograms ${f + 1}/${calib.tensors.length} frames`);
+      if (log && (f + 1) % 10 === 0) log(`calibration: ${f + 1}/${calib.tensors.length} frames`);
     }
   } finally {
     await session.release();
@@ -293,16 +322,17 @@ async function collectStats(model: Model, plan: GraphPlan, calib: CalibrationSet
   return stats;
 }
 
+/** The 0.001st and 99.999th percentiles (an edge bin's share falls back to the exact extreme). */
 function percentileRange(s: TensorStats): [number, number] {
   const hist = s.hist!;
-  const width = (s.max - s.min) / BINS;
+  const width = (s.histHi - s.histLo) / BINS;
   const tail = s.count * TAIL;
   let acc = 0;
   let lo = s.min;
   for (let b = 0; b < BINS; b++) {
     acc += hist[b];
     if (acc > tail) {
-      lo = s.min + b * width;
+      lo = b === 0 ? s.min : s.histLo + b * width;
       break;
     }
   }
@@ -311,7 +341,7 @@ function percentileRange(s: TensorStats): [number, number] {
   for (let b = BINS - 1; b >= 0; b--) {
     acc += hist[b];
     if (acc > tail) {
-      hi = s.min + (b + 1) * width;
+      hi = b === BINS - 1 ? s.max : s.histLo + (b + 1) * width;
       break;
     }
   }
@@ -628,7 +658,7 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   if (!opts.force && exists && previous && previous.fromSha256 === fromSha256 && previous.calibration.hash === calib.hash && previous.quantizerVersion === QUANTIZER_VERSION) {
     return { ...previous, path: target, upToDate: true, seconds: seconds() };
   }
-  opts.log?.(`quantising ${base.name} on ${calib.tensors.length} frames (two passes)`);
+  opts.log?.(`quantising ${base.name} on ${calib.tensors.length} frames`);
   const report = await quantizeModel(base.path, target, calib, base.input, opts.log);
   report.calibration.source = path.resolve(opts.calibration);
   const fusion = await inspectFusion(target);
