@@ -186,28 +186,35 @@ async function main(): Promise<void> {
   }
 
   // Quality per mode: per-frame, temporal matting, and temporal with keyframes every 2 and 3 frames.
-  const modes: { name: string; temporal: boolean; keyframeInterval: number }[] = [
+  const modes: { name: string; temporal: boolean; keyframeInterval: number; int8?: boolean }[] = [
     { name: 'per-frame', temporal: false, keyframeInterval: 1 },
     { name: 'temporal', temporal: true, keyframeInterval: 1 },
     { name: 'temporal k=2', temporal: true, keyframeInterval: 2 },
     { name: 'temporal k=3', temporal: true, keyframeInterval: 3 },
   ];
+  // with an int8 model made (bgrm models quantize u2netp): int8 per-frame, and --fast's settings
+  const int8Model = await resolveModel('u2netp-int8').catch(() => undefined);
+  if (int8Model) {
+    modes.push({ name: 'int8', temporal: false, keyframeInterval: 1, int8: true }, { name: 'int8 k=3 (--fast)', temporal: true, keyframeInterval: 3, int8: true });
+  } else log('(no u2netp-int8: make it with bgrm models quantize u2netp --calibration VIDEO to add int8 modes)');
   const quality: (VideoScore & { mode: string })[] = [];
   if (args.quality) {
     const { segmenter } = await openSegmenter({ model: 'u2netp', threads: args.threads });
+    const int8 = int8Model ? (await openSegmenter({ model: 'u2netp-int8', threads: args.threads })).segmenter : undefined;
     const seqs = (await fs.readdir(path.join(args.testdata, 'davis'))).sort();
     log('DAVIS quality (every frame in order), u2netp: IoU / background flicker / frames per second (JPEG in, mask out)');
     log(`  ${'sequence'.padEnd(16)}${modes.map((m) => m.name.padStart(26)).join('')}`);
     for (const s of seqs) {
       const cells: string[] = [];
       for (const m of modes) {
-        const score = await scoreVideo(segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval });
+        const score = await scoreVideo(m.int8 ? int8! : segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval });
         quality.push({ ...score, mode: m.name });
         cells.push(`${score.iou.toFixed(3)} / ${score.flicker.toFixed(4)} / ${score.fps.toFixed(1)}`.padStart(26));
       }
       log(`  ${s.padEnd(16)}${cells.join('')}`);
     }
     segmenter.close();
+    int8?.close();
     const of = (mode: string) => quality.filter((q) => q.mode === mode);
     const mean = (xs: VideoScore[], f: (q: VideoScore) => number) => xs.reduce((a, q) => a + f(q), 0) / xs.length;
     const base = of('per-frame');

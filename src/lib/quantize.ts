@@ -46,7 +46,7 @@ import {
 
 export const QUANTIZER_VERSION = 1;
 export const DEFAULT_CALIBRATION_FRAMES = 40;
-const BINS = 2048;
+export const BINS = 2048;
 const TAIL = 1e-5; // 99.999th percentile
 const OUTLIER_FLAT = 0.9; // channel min >= 0.9 x channel max: nearly constant
 const OUTLIER_LARGE = 4; // channel max >= 4 x the median channel max of its tensor
@@ -197,7 +197,7 @@ export async function loadCalibration(source: string, input: ModelInputSpec, cou
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
-interface TensorStats {
+export interface TensorStats {
   min: number;
   max: number;
   /** histogram bounds */
@@ -323,7 +323,7 @@ async function collectStats(model: Model, plan: GraphPlan, calib: CalibrationSet
 }
 
 /** The 0.001st and 99.999th percentiles (an edge bin's share falls back to the exact extreme). */
-function percentileRange(s: TensorStats): [number, number] {
+export function percentileRange(s: TensorStats): [number, number] {
   const hist = s.hist!;
   const width = (s.histHi - s.histLo) / BINS;
   const tail = s.count * TAIL;
@@ -348,7 +348,7 @@ function percentileRange(s: TensorStats): [number, number] {
   return [Math.min(lo, 0), Math.max(hi, 0)];
 }
 
-function outlierChannels(s: TensorStats): number[] {
+export function outlierChannels(s: TensorStats): number[] {
   if (s.channels < 4) return [];
   const maxima = Array.from(s.channelMax).sort((a, b) => a - b);
   const median = maxima[Math.floor(maxima.length / 2)];
@@ -368,7 +368,7 @@ interface QParams {
   zeroPoint: number;
 }
 
-function uint8Params(lo: number, hi: number): QParams {
+export function uint8Params(lo: number, hi: number): QParams {
   const scale = Math.fround((hi - lo) / 255) || 1;
   const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
   return { scale, zeroPoint };
