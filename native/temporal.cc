@@ -144,8 +144,16 @@ Image TemporalStream::step(const ImageView& rgb, const Image& prediction, int64_
 
   Image out(rgb.width, rgb.height, 1);
   cv::Mat outMat(rgb.height, rgb.width, CV_8UC1, out.pixels.data());
-  // convertTo saturates: clip((a - 127.5) * c + 127.5) in one pass
-  s.matte.convertTo(outMat, CV_8U, params_.contrast, 127.5 * (1.0 - params_.contrast));
+  // clip((a - 127.5) * c + 127.5), rounding halves up (an even contrast gives halves on whole inputs)
+  const float gain = params_.contrast, offset = 127.5f * (1.0f - params_.contrast) + 0.5f;
+  for (int y = 0; y < outMat.rows; ++y) {
+    const float* m = s.matte.ptr<float>(y);
+    uint8_t* o = outMat.ptr<uint8_t>(y);
+    for (int x = 0; x < outMat.cols; ++x) {
+      const float v = std::floor(m[x] * gain + offset);
+      o[x] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : uint8_t(v);
+    }
+  }
   return out;
 }
 

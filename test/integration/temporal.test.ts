@@ -2,10 +2,10 @@
 // against per-frame matting in the same run, background flicker must fall well below per-frame and
 // IoU must not drop by more than 0.005; keyframes halve the model runs at a small IoU cost; a gap or
 // a new scene starts the stream afresh.
-// The issue's target is flicker <= 0.5x. Measured here: x0.497 with OpenCV single-threaded (as the
-// core runs it now, repeatably); x0.498, x0.527 and x0.548 when DIS still ran multithreaded. This
-// test holds the line at 0.65x until the
-// matting is tuned to meet 0.5x with a margin.
+// The issue's target is flicker <= 0.5x. Measured here: x0.484, IoU +0.003 (scale 50, contrast 4).
+// The issue's recipe (scale 40, contrast 3) gave x0.497. Earlier runs that varied (x0.50-0.55) came
+// from the scorer, not the core: it submitted frames in file-read order, so streams saw gaps and
+// reset. scoreVideo now submits them in order, and results repeat exactly.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { scoreVideo, type VideoScore } from '../../src/lib/quality';
@@ -13,7 +13,7 @@ import { openSegmenter, type OpenSegmenter } from '../../src/lib/segmenter';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const davis = path.join(testdata, 'davis');
-const contrast = (v: number) => Math.max(0, Math.min(255, Math.round((v - 127.5) * 3 + 127.5)));
+const contrast = (v: number) => Math.max(0, Math.min(255, Math.round((v - 127.5) * 4 + 127.5)));
 
 describeWith('../shared/testdata/davis', hasTestdata('davis'))('temporal matting (u2netp, DAVIS)', () => {
   let open: OpenSegmenter;
@@ -24,7 +24,7 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('temporal matting
   });
   afterAll(() => open?.segmenter.close());
 
-  it('every sequence: mean background flicker <= 0.65x per-frame, mean IoU >= per-frame - 0.005', async () => {
+  it('every sequence: mean background flicker <= 0.5x per-frame, mean IoU >= per-frame - 0.005', async () => {
     const rows: [string, VideoScore, VideoScore][] = [];
     for (const s of sequences) {
       const perFrame = await scoreVideo(open.segmenter, path.join(davis, s));
@@ -41,7 +41,7 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('temporal matting
     const iouTemporal = mean((r) => r[2].iou);
     process.stdout.write(`mean: per-frame IoU ${iouPer.toFixed(4)}, temporal IoU ${iouTemporal.toFixed(4)}; background flicker x${flickerRatio.toFixed(3)}\n`);
     expect(rows.length).toBeGreaterThanOrEqual(5);
-    expect(flickerRatio).toBeLessThanOrEqual(0.65);
+    expect(flickerRatio).toBeLessThanOrEqual(0.5);
     expect(iouTemporal).toBeGreaterThanOrEqual(iouPer - 0.005);
   }, 1800000);
 
