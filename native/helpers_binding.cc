@@ -36,11 +36,12 @@ Napi::Value providers(const Napi::CallbackInfo& info) {
   return arr;
 }
 
-// Decodes an image to raw RGB on a worker thread (used for background images, read once).
-class DecodeWorker : public Napi::AsyncWorker {
+// An async worker that reads a Node Buffer (kept alive, not copied) and settles a promise; a
+// failure carries the core's error code (fallback: ERR_DECODE).
+class BufferWorker : public Napi::AsyncWorker {
  public:
-  DecodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, int channels)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits), channels_(channels) {
+  BufferWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits) {
     ref_ = Napi::Persistent(buf);
     data_ = buf.Data();
     size_ = buf.Length();
@@ -48,12 +49,34 @@ class DecodeWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
-      image_ = channels_ == 4 ? decodeRgba(data_, size_, limits_) : decodeRgb(data_, size_, limits_);
+      run();
     } catch (const Error& e) {
       code_ = e.code();
       SetError(e.what());
     }
   }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
+  }
+
+ protected:
+  virtual void run() = 0;  // on the worker thread; throws bgrm::Error
+  Napi::Promise::Deferred deferred_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  DecodeLimits limits_;
+
+ private:
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  std::string code_;
+};
+
+// Decodes an image to raw RGB on a worker thread (used for background images, read once).
+class DecodeWorker : public BufferWorker {
+ public:
+  DecodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, int channels)
+      : BufferWorker(env, buf, limits), channels_(channels) {}
+  void run() override { image_ = channels_ == 4 ? decodeRgba(data_, size_, limits_) : decodeRgb(data_, size_, limits_); }
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Object o = Napi::Object::New(env);
@@ -65,19 +88,10 @@ class DecodeWorker : public Napi::AsyncWorker {
     o.Set("channels", image_.channels);
     deferred_.Resolve(o);
   }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  DecodeLimits limits_;
   int channels_;
   Image image_;
-  std::string code_;
 };
 
 int get(const Napi::Object& o, const char* key, int fallback) {
@@ -179,26 +193,15 @@ Napi::Value encodeJpegJs(const Napi::CallbackInfo& info) {
 // modelInput(buffer, {width, height, mean, std, maxPixels, maxSide}) -> Promise<Float32Array>: the
 // exact NCHW tensor the segmenter feeds its model for this image (decode, Lanczos resize, normalise).
 // Used to calibrate quantised models on the same inputs the pipeline will see.
-class ModelInputWorker : public Napi::AsyncWorker {
+class ModelInputWorker : public BufferWorker {
  public:
   ModelInputWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, int width, int height,
                    std::array<float, 3> mean, std::array<float, 3> sd)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits), width_(width),
-        height_(height), mean_(mean), sd_(sd) {
-    ref_ = Napi::Persistent(buf);
-    data_ = buf.Data();
-    size_ = buf.Length();
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      Image rgb = decodeRgb(data_, size_, limits_);
-      Image small = resizeLanczos(view(rgb), width_, height_);
-      tensor_ = normaliseToTensor(small, mean_, sd_);
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    }
+      : BufferWorker(env, buf, limits), width_(width), height_(height), mean_(mean), sd_(sd) {}
+  void run() override {
+    Image rgb = decodeRgb(data_, size_, limits_);
+    Image small = resizeLanczos(view(rgb), width_, height_);
+    tensor_ = normaliseToTensor(small, mean_, sd_);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -206,20 +209,11 @@ class ModelInputWorker : public Napi::AsyncWorker {
     std::copy(tensor_.begin(), tensor_.end(), static_cast<float*>(ab.Data()));
     deferred_.Resolve(Napi::Float32Array::New(env, tensor_.size(), ab, 0));
   }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  DecodeLimits limits_;
   int width_, height_;
   std::array<float, 3> mean_, sd_;
   std::vector<float> tensor_;
-  std::string code_;
 };
 
 std::array<float, 3> triple(const Napi::Object& o, const char* key, std::array<float, 3> fallback) {
