@@ -103,7 +103,7 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('bgrm serve: HTTP
 
     const declared = await post(Buffer.alloc(3 * 1024 * 1024));
     expect([declared.status, code(declared)]).toEqual([413, 'ERR_BODY_TOO_LARGE']);
-    // no Content-Length: refused once the streamed body passes the limit, not after reading it all
+    // no Content-Length: refused once the streamed body passes the limit; the rest is discarded, not kept
     const chunks = Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024));
     const streamed = await request(`${server.url}/v1/remove`, { chunks, headers: { 'Content-Type': 'image/jpeg', 'Transfer-Encoding': 'chunked' } });
     expect([streamed.status, code(streamed)]).toEqual([413, 'ERR_BODY_TOO_LARGE']);

@@ -315,19 +315,28 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     handle().catch((err: unknown) => {
       if (res.headersSent) return res.destroy();
       const status = statusOf(err);
-      if (status === 413) {
-        // Refuse the rest of an oversized body: answer at once, then discard what the client is
-        // still sending (without keeping it) for a short while so that it can read the answer,
-        // and close the connection.
-        res.setHeader('Connection', 'close');
+      if (status === 413 && !req.readableEnded) {
+        // An oversized body still arriving: keep none of it, discard it as it comes, and answer
+        // when it ends (a client that is still writing when the connection closes fails with
+        // EPIPE before it reads the answer). Past 4x the limit or 5 s, answer at once and close.
+        let answered = false;
         let discarded = 0;
-        const cut = setTimeout(() => req.destroy(), 5000);
+        const answer = () => {
+          if (answered) return;
+          answered = true;
+          clearTimeout(cut);
+          res.setHeader('Connection', 'close');
+          sendError(res, err);
+        };
+        const cut = setTimeout(answer, 5000);
         req.on('data', (chunk: Buffer) => {
           discarded += chunk.length;
-          if (discarded > 4 * opts.maxBody) req.destroy();
+          if (discarded > 4 * opts.maxBody) answer();
         });
+        req.on('end', answer);
         req.on('close', () => clearTimeout(cut));
         req.resume();
+        return;
       }
       sendError(res, err);
     });
