@@ -40,6 +40,11 @@ export interface ResolvedModel {
 /** `NAME-int8` is the quantised form of the known model NAME. */
 export const INT8_SUFFIX = '-int8';
 
+/** Where `bgrm models quantize` puts the int8 copy of the known model `base`. */
+export function int8ModelPath(base: string): string {
+  return path.join(modelsDir(), `${base}${INT8_SUFFIX}.onnx`);
+}
+
 export const DEFAULT_MODEL = 'u2netp';
 const manifestDir = path.join(projectRoot, 'models');
 const IMAGENET = { width: 320, height: 320, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as ModelManifest['input'];
@@ -77,7 +82,7 @@ export async function resolveModel(nameOrPath: string): Promise<ResolvedModel> {
   const int8 = nameOrPath.endsWith(INT8_SUFFIX) ? await findManifest(nameOrPath.slice(0, -INT8_SUFFIX.length)) : undefined;
   if (!manifest && int8) {
     // A quantised model made here by `bgrm models quantize`: same input as its float original.
-    const file = path.join(modelsDir(), `${nameOrPath}.onnx`);
+    const file = int8ModelPath(int8.name);
     if (!(await exists(file))) {
       throw new BgrmError(
         'ERR_MODEL_NOT_INSTALLED',

@@ -451,6 +451,7 @@ function rewrite(model: Model, plan: GraphPlan, stats: Map<string, TensorStats>)
   // Quantisation parameter initializers and Q/DQ pairs.
   const nodes: Node[] = [];
   const renamed = new Map<string, string>();
+  const dequantizedFrom = new Map<string, string>();
   const emitPair = (t: string) => {
     const q = params.get(t)!;
     const scale = `${t}_scale`;
@@ -460,6 +461,7 @@ function rewrite(model: Model, plan: GraphPlan, stats: Map<string, TensorStats>)
     nodes.push(makeNode('QuantizeLinear', [t, scale, zp], [`${t}_quantized`], `${t}_QuantizeLinear`));
     nodes.push(makeNode('DequantizeLinear', [`${t}_quantized`, scale, zp], [`${t}_dequantized`], `${t}_DequantizeLinear`));
     renamed.set(t, `${t}_dequantized`);
+    dequantizedFrom.set(`${t}_dequantized`, t);
   };
   const initializers = new Map(g.initializer.map((t) => [t.name!, t]));
   let convs = 0;
@@ -470,7 +472,7 @@ function rewrite(model: Model, plan: GraphPlan, stats: Map<string, TensorStats>)
     if (n.opType !== 'Shape') n.input = n.input.map((i) => renamed.get(i) ?? i);
     if (n.opType === 'Conv') {
       convs++;
-      const x = n.input[0].endsWith('_dequantized') ? n.input[0].slice(0, -'_dequantized'.length) : undefined;
+      const x = dequantizedFrom.get(n.input[0]);
       const xq = x ? params.get(x) : undefined;
       const w = initializers.get(n.input[1]);
       if (xq && w) {
@@ -645,10 +647,10 @@ export interface InstallQuantizedResult extends QuantizationRecord {
 export async function installQuantized(name: string, opts: InstallQuantizedOptions): Promise<InstallQuantizedResult> {
   const started = process.hrtime.bigint();
   // Imported here: models.ts is the lighter module, and this keeps the dependency one way.
-  const { resolveModel, hashFile, INT8_SUFFIX, modelsDir } = await import('./models');
+  const { resolveModel, hashFile, INT8_SUFFIX, int8ModelPath } = await import('./models');
   if (name.endsWith(INT8_SUFFIX)) name = name.slice(0, -INT8_SUFFIX.length);
   const base = await resolveModel(name);
-  const target = path.join(modelsDir(), `${base.name}${INT8_SUFFIX}.onnx`);
+  const target = int8ModelPath(base.name);
   opts.log?.(`calibration: reading up to ${opts.frames ?? DEFAULT_CALIBRATION_FRAMES} frames from ${opts.calibration}`);
   const calib = await loadCalibration(opts.calibration, base.input, opts.frames ?? DEFAULT_CALIBRATION_FRAMES);
   const fromSha256 = await hashFile(base.path, 'sha256');

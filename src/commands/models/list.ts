@@ -1,8 +1,7 @@
 // bgrm models list: known models, which are installed, and where.
 import { Command, Flags } from '@oclif/core';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { INT8_SUFFIX, modelStatuses, modelsDir } from '../../lib/models';
+import { INT8_SUFFIX, int8ModelPath, modelStatuses, modelsDir } from '../../lib/models';
 import { readQuantizationRecord } from '../../lib/quantize';
 
 export default class ModelsList extends Command {
@@ -16,7 +15,7 @@ export default class ModelsList extends Command {
     // int8 models made here (bgrm models quantize), listed with their float originals
     const int8 = await Promise.all(
       statuses.map(async (s) => {
-        const file = path.join(modelsDir(), `${s.manifest.name}${INT8_SUFFIX}.onnx`);
+        const file = int8ModelPath(s.manifest.name);
         const st = await fs.stat(file).catch(() => undefined);
         if (!st?.isFile()) return undefined;
         const record = await readQuantizationRecord(file);
