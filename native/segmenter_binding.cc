@@ -195,14 +195,15 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
         const std::string id = get<std::string>(t.As<Napi::Object>(), "stream", "");
         const int interval = std::max(1, get<int>(o, "keyframeInterval", 1));
         std::shared_ptr<TemporalStream>& stream = streams_[id];
-        const std::string flow = get<std::string>(t.As<Napi::Object>(), "flow", "medium");
+        const std::string flow = get<std::string>(t.As<Napi::Object>(), "flow", "patch");
         TemporalParams params;
         if (flow == "ultrafast") params.flowPreset = 0;
         else if (flow == "fast") params.flowPreset = 1;
         else if (flow == "medium") params.flowPreset = 2;
+        else if (flow == "patch") params.flowPreset = kFlowPatch;
         else {
           delete p;
-          throw makeError(env, "ERR_INVALID_ARGUMENT", "temporal.flow must be ultrafast, fast or medium");
+          throw makeError(env, "ERR_INVALID_ARGUMENT", "temporal.flow must be ultrafast, fast, patch or medium");
         }
         if (!stream || stream->interval() != interval || stream->flowPreset() != params.flowPreset) {
           stream = std::make_shared<TemporalStream>(interval, params);

@@ -34,7 +34,18 @@ std::vector<float> gateTable(float weight, float scale) {
 TemporalStream::TemporalStream(int keyframeInterval, TemporalParams params)
     : interval_(std::max(1, keyframeInterval)), params_(params), state_(std::make_unique<State>()) {
 
-  state_->dis = cv::DISOpticalFlow::create(std::clamp(params_.flowPreset, 0, 2));
+  if (params_.flowPreset == kFlowPatch) {
+    // Medium's scales and patches, a sparser patch grid, and no variational refinement: the
+    // refinement smooths the flow across object edges, which is where a carried matte must not
+    // smear. Measured on every DAVIS frame: IoU and flicker as medium's (keyframes every frame or
+    // every 3rd), in a third of its time (about 6 ms against 16 at 427x240 here).
+    state_->dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+    state_->dis->setPatchStride(4);
+    state_->dis->setGradientDescentIterations(8);
+    state_->dis->setVariationalRefinementIterations(0);
+  } else {
+    state_->dis = cv::DISOpticalFlow::create(std::clamp(params_.flowPreset, 0, 2));
+  }
   const bool keyframesOnly = interval_ > 1;
   state_->lut = keyframesOnly ? gateTable(params_.keyWeight, params_.keyScale) : gateTable(params_.weight, params_.scale);
   // OpenCV's own threads would make DIS's variational refinement order-dependent (parallel SOR

@@ -21,6 +21,8 @@ namespace bgrm {
 
 struct FrameJob;
 
+constexpr int kFlowPatch = 3;
+
 struct TemporalParams {
   // Every frame predicted: s = w * warp(s) + (1 - w) * prediction, w = weight * exp(-r / scale).
   // (The recipe had scale 40 and contrast 3: flicker x0.497 of per-frame on DAVIS, IoU +0.006;
@@ -32,8 +34,9 @@ struct TemporalParams {
   float contrast = 4.0f;
   // Mean gated difference (0-255) above which the frame is a new scene.
   float sceneCut = 40.0f;
-  // OpenCV DIS preset: 0 ultrafast, 1 fast, 2 medium.
-  int flowPreset = 2;
+  // OpenCV DIS preset: 0 ultrafast, 1 fast, 2 medium; or 3 (kFlowPatch, the default): medium
+  // without variational refinement, on a sparser patch grid.
+  int flowPreset = kFlowPatch;
 };
 
 class TemporalStream {

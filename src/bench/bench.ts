@@ -6,9 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveModel } from '../lib/models';
-import { native, projectRoot, type StageTimings } from '../lib/native';
+import { native, projectRoot, type FlowPreset, type StageTimings } from '../lib/native';
+import { FAST_SETTINGS } from '../lib/render';
 import { scoreVideo, type VideoScore } from '../lib/quality';
 import { openSegmenter } from '../lib/segmenter';
+import { modelOnly } from './model-only';
 
 interface Args {
   frames: number;
@@ -45,25 +47,6 @@ async function loadFrames(testdata: string, n: number): Promise<string[]> {
     files.push(path.join(d, names[Math.floor(i / dirs.length) % names.length]));
   }
   return files;
-}
-
-/** Model alone through onnxruntime-node (the same ONNX Runtime library), a fixed input tensor. */
-async function modelOnly(modelPath: string, threads: number, runs: number): Promise<number> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-  });
-  const input = new ort.Tensor('float32', new Float32Array(3 * 320 * 320).map((_, i) => Math.sin(i) * 2), [1, 3, 320, 320]);
-  const feeds = { [session.inputNames[0]]: input };
-  await session.run(feeds);
-  const t0 = performance.now();
-  for (let i = 0; i < runs; i++) await session.run(feeds);
-  const fps = runs / ((performance.now() - t0) / 1000);
-  await session.release();
-  return fps;
 }
 
 interface EngineConfig {
@@ -186,7 +169,7 @@ async function main(): Promise<void> {
   }
 
   // Quality per mode: per-frame, temporal matting, and temporal with keyframes every 2 and 3 frames.
-  const modes: { name: string; temporal: boolean; keyframeInterval: number; int8?: boolean }[] = [
+  const modes: { name: string; temporal: boolean; keyframeInterval: number; int8?: boolean; flow?: FlowPreset }[] = [
     { name: 'per-frame', temporal: false, keyframeInterval: 1 },
     { name: 'temporal', temporal: true, keyframeInterval: 1 },
     { name: 'temporal k=2', temporal: true, keyframeInterval: 2 },
@@ -195,7 +178,7 @@ async function main(): Promise<void> {
   // with an int8 model made (bgrm models quantize u2netp): int8 per-frame, and --fast's settings
   const int8Model = await resolveModel('u2netp-int8').catch(() => undefined);
   if (int8Model) {
-    modes.push({ name: 'int8', temporal: false, keyframeInterval: 1, int8: true }, { name: 'int8 k=3 (--fast)', temporal: true, keyframeInterval: 3, int8: true });
+    modes.push({ name: 'int8', temporal: false, keyframeInterval: 1, int8: true }, { name: 'int8 k=3 (--fast)', temporal: true, int8: true, ...FAST_SETTINGS });
   } else log('(no u2netp-int8: make it with bgrm models quantize u2netp --calibration VIDEO to add int8 modes)');
   const quality: (VideoScore & { mode: string })[] = [];
   if (args.quality) {
@@ -207,7 +190,7 @@ async function main(): Promise<void> {
     for (const s of seqs) {
       const cells: string[] = [];
       for (const m of modes) {
-        const score = await scoreVideo(m.int8 ? int8! : segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval });
+        const score = await scoreVideo(m.int8 ? int8! : segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval, flow: m.flow });
         quality.push({ ...score, mode: m.name });
         cells.push(`${score.iou.toFixed(3)} / ${score.flicker.toFixed(4)} / ${score.fps.toFixed(1)}`.padStart(26));
       }

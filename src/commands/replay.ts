@@ -4,6 +4,9 @@ import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
+import type { FlowPreset } from '../lib/native';
+import { fastModel } from '../lib/quantize';
+import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { runReplay } from '../lib/replay';
 
@@ -32,13 +35,15 @@ export default class Replay extends Command {
     partition: Flags.integer({ description: 'only this partition (repeatable)', min: 0, multiple: true }),
     'camera-id': Flags.string({ description: 'only this camera (repeatable)', multiple: true }),
     output: Flags.string({ char: 'o', description: 'folder: DIR/<camera-id>/<frame-number>.png', required: true }),
-    model: Flags.string({ char: 'm', description: 'model name or .onnx path', default: DEFAULT_MODEL }),
+    model: Flags.string({ char: 'm', description: `model name or .onnx path [default: ${DEFAULT_MODEL}; ${DEFAULT_MODEL}-int8 with --fast]` }),
     device: Flags.string({ options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'one model run with this many threads (default: one single-threaded run per core)', min: 1 }),
     format: Flags.string({ options: ['rgba', 'mask'], default: 'rgba' }),
     background: Flags.string({ description: 'composite onto a colour or an image file' }),
     temporal: Flags.boolean({ description: 'temporal matting per camera (default on; --no-temporal: every frame alone)', allowNo: true }),
-    'keyframe-interval': Flags.integer({ description: 'with temporal matting, run the model on every K-th frame only', min: 1, max: 30, default: 1 }),
+    'keyframe-interval': Flags.integer({ description: 'with temporal matting, run the model on every K-th frame only (default 1; 3 with --fast)', min: 1, max: 30 }),
+    fast: Flags.boolean({ description: "the same settings as a worker's --fast: the int8 model when it is made, keyframes every 3rd frame, patch flow", default: false }),
+    flow: Flags.string({ description: 'optical-flow preset for temporal matting (default patch)', options: [...FLOW_PRESETS] }),
     concurrency: Flags.integer({ min: 1, max: 64, default: 4 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
@@ -63,13 +68,14 @@ export default class Replay extends Command {
         partitions: flags.partition,
         cameraIds: flags['camera-id'],
         output: flags.output,
-        model: flags.model,
+        model: flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, [], (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL),
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
         temporal: flags.temporal,
-        keyframeInterval: flags['keyframe-interval'],
+        keyframeInterval: flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1),
+        flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
         concurrency: flags.concurrency,
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],

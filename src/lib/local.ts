@@ -24,7 +24,8 @@ export interface LocalSummary extends PipelineSummary {
   model: string;
   device: string;
   threads: number;
-  modelRuns: number;
+  /** Model runs at once (each with `threads` threads). */
+  parallelRuns: number;
   output: string;
   temporal: boolean;
   keyframeInterval: number;
@@ -101,7 +102,7 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       keyframeInterval: job.keyframeInterval,
       flow: job.flow,
     });
-    return { ...summary, temporal: job.temporal ?? !!p.video, keyframeInterval: job.keyframeInterval ?? 1, model: model.name, device: info.device, threads: info.threads, modelRuns: threadLayout(job).inferenceThreads, output: p.output };
+    return { ...summary, temporal: job.temporal ?? !!p.video, keyframeInterval: job.keyframeInterval ?? 1, model: model.name, device: info.device, threads: info.threads, parallelRuns: threadLayout(job).inferenceThreads, output: p.output };
   } finally {
     segmenter.close();
   }

@@ -24,6 +24,8 @@ export interface PipelineSummary {
   interrupted: boolean;
   /** Mean milliseconds per frame in each stage (native stages, plus the sink's write). */
   stageMs: Record<keyof StageTimings | 'writeMs', number>;
+  /** Frames written that ran the model (the others were carried by optical flow between keyframes). */
+  modelRuns: number;
 }
 
 export interface PipelineProgress {
@@ -68,6 +70,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const maxReported = opts.maxReportedFailures ?? 1000;
   let frames = 0;
   let succeeded = 0;
+  let modelRuns = 0;
   let failed = 0;
   let skipped = 0;
   const inFlight: Promise<Outcome>[] = [];
@@ -97,6 +100,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       // A sink that cannot write (disk full, broken pipe) fails the whole run: later frames would fail too.
       await opts.sink.write({ frame: outcome.frame, result: outcome.result });
       succeeded++;
+      if (outcome.result.timings.inferMs > 0) modelRuns++;
       for (const [k, v] of Object.entries(outcome.result.timings)) stageTotals[k] = (stageTotals[k] ?? 0) + v;
       stageTotals.writeMs = (stageTotals.writeMs ?? 0) + (performance.now() - t0);
       await opts.afterFrame?.(outcome.frame);
@@ -146,6 +150,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     seconds,
     framesPerSecond: seconds > 0 ? succeeded / seconds : 0,
     interrupted: !!opts.signal?.aborted,
+    modelRuns,
     stageMs: {
       decodeMs: mean('decodeMs'),
       resizeMs: mean('resizeMs'),

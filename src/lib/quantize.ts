@@ -7,7 +7,9 @@
 // - weights are int8, per output channel, symmetric; biases are int32 with scale input × weight;
 // - QuantizeLinear/DequantizeLinear pairs go on the model input and on the outputs of Relu (the
 //   Relu then folds away, because its Q has zero point 0), MaxPool, Resize, Concat and Add. Conv
-//   outputs that feed a Relu are left to the Relu;
+//   outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's parameters
+//   (it runs in uint8); Resize's output is calibrated on its own, so ONNX Runtime keeps Resize in
+//   float: its uint8 bilinear Resize (and the layout transposes around it) is slower here;
 // - the 1-channel head (side outputs, their upsampling, the fusion Conv, Sigmoid) stays float;
 // - outlier channels stay float. u2netp has channels that are nearly constant and far larger than
 //   the rest of their tensor, so one uint8 scale would crush every other channel. A tensor holding
@@ -44,7 +46,7 @@ import {
   cloneModel,
 } from './onnx-graph';
 
-export const QUANTIZER_VERSION = 1;
+export const QUANTIZER_VERSION = 2; // 2: Resize in float
 export const DEFAULT_CALIBRATION_FRAMES = 40;
 export const BINS = 2048;
 const TAIL = 1e-5; // 99.999th percentile
@@ -60,8 +62,9 @@ export interface ModelInputSpec {
 
 /** Ops whose float outputs are activations (feature maps) when their data input is one. */
 const ACTIVATION_OPS = new Set(['Conv', 'Relu', 'MaxPool', 'Resize', 'Add', 'Concat', 'Sigmoid']);
-/** Ops whose output keeps its input's range, so it shares the input's quantisation. */
-const RANGE_KEEPING = new Set(['MaxPool', 'Resize']);
+/** Ops whose output keeps its input's range, so it shares the input's quantisation. (Resize keeps
+ * it too, but sharing would let ONNX Runtime run it in uint8, about 10% slower for the whole model.) */
+const RANGE_KEEPING = new Set(['MaxPool']);
 
 interface GraphPlan {
   /** Activation tensors in graph order. */
