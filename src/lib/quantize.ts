@@ -63,7 +63,7 @@ export interface ModelInputSpec {
 /** Ops whose float outputs are activations (feature maps) when their data input is one. */
 const ACTIVATION_OPS = new Set(['Conv', 'Relu', 'MaxPool', 'Resize', 'Add', 'Concat', 'Sigmoid']);
 /** Ops whose output keeps its input's range, so it shares the input's quantisation. (Resize keeps
- * it too, but sharing would let ONNX Runtime run it in uint8, about 10% slower for the whole model.) */
+ * it too, but sharing would let ONNX Runtime run it in uint8, about 12% slower for the whole model.) */
 const RANGE_KEEPING = new Set(['MaxPool']);
 
 interface GraphPlan {
