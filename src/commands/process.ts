@@ -7,7 +7,7 @@ import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
 import type { FlowPreset } from '../lib/native';
 import { fastModel } from '../lib/quantize';
-import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS } from '../lib/render';
+import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS, defaultConcurrency } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { stopOnSignals } from '../lib/stop';
 
@@ -50,7 +50,7 @@ export default class Process extends Command {
       description: "optical-flow preset for temporal matting (default: patch, DIS's medium without variational refinement: a third of its time, IoU as good)",
       options: [...FLOW_PRESETS],
     }),
-    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference)', min: 1, max: 64, default: 4 }),
+    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference; default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
     'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),
@@ -83,6 +83,7 @@ export default class Process extends Command {
     let summary;
     try {
       const model = flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
+      const keyframeInterval = flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1);
       const common = {
         output: flags.output,
         model,
@@ -92,9 +93,9 @@ export default class Process extends Command {
         format: (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask',
         background: flags.background,
         temporal: flags.temporal, // --fast changes only streams (videos, cameras); photos stay unrelated
-        keyframeInterval: flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1),
+        keyframeInterval,
         flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
-        concurrency: flags.concurrency,
+        concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],

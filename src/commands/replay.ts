@@ -6,7 +6,7 @@ import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
 import type { FlowPreset } from '../lib/native';
 import { fastModel } from '../lib/quantize';
-import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS } from '../lib/render';
+import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS, defaultConcurrency } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { runReplay } from '../lib/replay';
 
@@ -44,7 +44,7 @@ export default class Replay extends Command {
     'keyframe-interval': Flags.integer({ description: 'with temporal matting, run the model on every K-th frame only (default 1; 3 with --fast)', min: 1, max: 30 }),
     fast: Flags.boolean({ description: "the same settings as a worker's --fast: the int8 model when it is made, keyframes every 3rd frame, patch flow", default: false }),
     flow: Flags.string({ description: 'optical-flow preset for temporal matting (default patch)', options: [...FLOW_PRESETS] }),
-    concurrency: Flags.integer({ min: 1, max: 64, default: 4 }),
+    concurrency: Flags.integer({ description: 'frames in flight (default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
@@ -57,6 +57,7 @@ export default class Replay extends Command {
     const signal = stopOnSignals();
     let summary;
     try {
+      const keyframeInterval = flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1);
       summary = await runReplay({
         brokers: parseBrokers(flags.brokers),
         connectTimeoutMs: flags['connect-timeout'] * 1000,
@@ -74,9 +75,9 @@ export default class Replay extends Command {
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
         temporal: flags.temporal,
-        keyframeInterval: flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1),
+        keyframeInterval,
         flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
-        concurrency: flags.concurrency,
+        concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         signal,
