@@ -1,7 +1,8 @@
 // npm run bench:fast: `bgrm process VIDEO -o DIR` end to end on an 854x480 H.264 video made from the
-// DAVIS frames, per-frame float u2netp against --fast, both with --threads 2 in the same run, with
-// frames/s, the ratio and milliseconds per stage. Then quality on every DAVIS sequence (every frame,
-// in order): IoU and flicker of --fast's settings against per-frame float.
+// DAVIS frames: per-frame float u2netp, per-frame int8 and --fast with --threads 2, then --fast with
+// the default threads, in the same run, with frames/s, the ratios and milliseconds per stage, and the
+// machine's speed against the day the 24 frames/s goal was set. Then quality on every DAVIS sequence
+// (every frame, in order): IoU and flicker of --fast's settings against per-frame float.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
