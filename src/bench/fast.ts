@@ -27,7 +27,6 @@ interface Summary {
   framesPerSecond: number;
   stageMs: Record<string, number>;
   model: string;
-  keyframeInterval: number;
   modelRuns: number;
 }
 

@@ -5,9 +5,8 @@ import { parseBrokers } from '../lib/kafka/client';
 import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
-import type { FlowPreset } from '../lib/native';
 import { fastModel } from '../lib/quantize';
-import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS, defaultConcurrency } from '../lib/render';
+import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { stopOnSignals } from '../lib/stop';
 
@@ -83,7 +82,6 @@ export default class Process extends Command {
     let summary;
     try {
       const model = flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
-      const keyframeInterval = flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1);
       const common = {
         output: flags.output,
         model,
@@ -93,9 +91,7 @@ export default class Process extends Command {
         format: (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask',
         background: flags.background,
         temporal: flags.temporal, // --fast changes only streams (videos, cameras); photos stay unrelated
-        keyframeInterval,
-        flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
-        concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
+        ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],

@@ -4,9 +4,8 @@ import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
-import type { FlowPreset } from '../lib/native';
 import { fastModel } from '../lib/quantize';
-import { DEFAULT_FLOW, FAST_SETTINGS, FLOW_PRESETS, defaultConcurrency } from '../lib/render';
+import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { runReplay } from '../lib/replay';
 
@@ -57,7 +56,6 @@ export default class Replay extends Command {
     const signal = stopOnSignals();
     let summary;
     try {
-      const keyframeInterval = flags['keyframe-interval'] ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1);
       summary = await runReplay({
         brokers: parseBrokers(flags.brokers),
         connectTimeoutMs: flags['connect-timeout'] * 1000,
@@ -75,9 +73,7 @@ export default class Replay extends Command {
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
         temporal: flags.temporal,
-        keyframeInterval,
-        flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
-        concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
+        ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         signal,

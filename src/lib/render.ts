@@ -43,6 +43,23 @@ export function defaultConcurrency(keyframeInterval = 1): number {
   return Math.min(16, Math.max(4, 2 * keyframeInterval + 2));
 }
 
+/**
+ * A command's temporal flags with its defaults filled in (--fast's where it is given): process and
+ * replay share this, so a replay with a worker's flags repeats its settings exactly.
+ */
+export function temporalSettings(flags: { fast: boolean; keyframeInterval?: number; flow?: string; concurrency?: number }): {
+  keyframeInterval: number;
+  flow: FlowPreset;
+  concurrency: number;
+} {
+  const keyframeInterval = flags.keyframeInterval ?? (flags.fast ? FAST_SETTINGS.keyframeInterval : 1);
+  return {
+    keyframeInterval,
+    flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
+    concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
+  };
+}
+
 export async function renderOptions(job: RenderJob, encoding: 'png' | 'raw' = 'png'): Promise<ProcessOptions> {
   return { output: job.format, encoding, pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...(await backgroundOptions(job.background)) };
 }
