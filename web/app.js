@@ -128,7 +128,10 @@ function render(state) {
   const conn = $('conn');
   if (!state.kafka) { conn.textContent = 'API only (no broker configured)'; conn.className = 'pill'; }
   else if (state.kafka.error || !state.kafka.connected) { conn.textContent = `broker: ${state.kafka.error ?? 'not connected'}`; conn.className = 'pill bad'; }
-  else { conn.textContent = `broker ${state.kafka.brokers}`; conn.className = 'pill ok'; }
+  else if (state.kafka.waitingFor && state.kafka.waitingFor.length) {
+    conn.textContent = `broker ${state.kafka.brokers}: waiting for topic ${state.kafka.waitingFor.join(', ')} (made when the first worker starts)`;
+    conn.className = 'pill';
+  } else { conn.textContent = `broker ${state.kafka.brokers}`; conn.className = 'pill ok'; }
   const pipeline = $('pipeline');
   if (state.kafka) { pipeline.textContent = `${state.kafka.topic ?? '?'} → ${state.kafka.outputTopic ?? '?'}`; pipeline.dataset.topic = state.kafka.topic ?? ''; }
   text($('http'), `HTTP in flight ${state.http.inFlight}, queued ${state.http.queued}`);

@@ -19,6 +19,7 @@ export class Metrics {
   readonly lag: client.Gauge<'worker' | 'topic' | 'partition'>;
   readonly modelInfo: client.Gauge<'model' | 'onnxruntime' | 'device'>;
   readonly httpRequests: client.Counter<'route' | 'status'>;
+  readonly commitInterval: client.Gauge;
 
   constructor(defaultLabels: Record<string, string> = {}) {
     this.registry.setDefaultLabels(defaultLabels);
@@ -39,6 +40,11 @@ export class Metrics {
     this.inFlight = new client.Gauge({ name: 'bgrm_frames_in_flight', help: 'Frames inside the native core now', labelNames: ['source'], registers });
     this.lag = new client.Gauge({ name: 'bgrm_consumer_lag', help: 'Messages not yet processed, per input partition', labelNames: ['worker', 'topic', 'partition'], registers });
     this.modelInfo = new client.Gauge({ name: 'bgrm_model_info', help: 'The model loaded, and the ONNX Runtime version (value 1)', labelNames: ['model', 'onnxruntime', 'device'], registers });
+    this.commitInterval = new client.Gauge({
+      name: 'bgrm_transaction_commit_interval_seconds',
+      help: 'How long an exactly-once output transaction stays open now (short while the worker keeps up, longer while it works through a backlog)',
+      registers,
+    });
     this.httpRequests = new client.Counter({ name: 'bgrm_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
   }
 

@@ -26,6 +26,26 @@ export interface PipelineSummary {
   stageMs: Record<keyof StageTimings | 'writeMs', number>;
   /** Frames written that ran the model (the others were carried by optical flow between keyframes). */
   modelRuns: number;
+  /**
+   * Live depth: frames already in flight when a frame arrived (mean and most). A caught-up stream
+   * stays near 0-2; a source that is ahead (a file, a backlog) fills the pipeline to --concurrency.
+   */
+  depth: { mean: number; max: number };
+}
+
+/** Running mean and maximum of the frames in flight at each arrival. */
+export class DepthStats {
+  private sum = 0;
+  private count = 0;
+  private max = 0;
+  add(n: number): void {
+    this.sum += n;
+    this.count++;
+    this.max = Math.max(this.max, n);
+  }
+  summary(): { mean: number; max: number } {
+    return { mean: this.count ? Math.round((this.sum / this.count) * 100) / 100 : 0, max: this.max };
+  }
 }
 
 export interface PipelineProgress {
@@ -33,6 +53,8 @@ export interface PipelineProgress {
   failed: number;
   total?: number;
   elapsedMs: number;
+  /** Frames in the pipeline after this one settled (submitted, not yet written). */
+  inFlight: number;
 }
 
 export interface PipelineOptions {
@@ -59,6 +81,8 @@ export interface PipelineOptions {
   temporal?: boolean;
   keyframeInterval?: number;
   flow?: FlowPreset;
+  /** Live depth statistics, when the caller reads them while the run goes on (a worker's status records). */
+  depth?: DepthStats;
 }
 
 type Outcome = { frame: Frame; result?: ProcessResult; error?: { code: string; message: string }; skipped?: boolean };
@@ -75,6 +99,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   let skipped = 0;
   const inFlight: Promise<Outcome>[] = [];
   const streams = new Set<string>();
+  const depth = opts.depth ?? new DepthStats();
 
   const submit = (frame: Frame): Promise<Outcome> => {
     if (frame.error) return Promise.resolve({ frame, error: frame.error });
@@ -114,22 +139,75 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       await opts.afterFrame?.(outcome.frame, e);
       opts.observer?.failed?.(outcome.frame, e.code);
     }
-    opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started });
+    opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started, inFlight: inFlight.length - 1 });
   };
 
-  try {
-    for await (const frame of opts.source.frames()) {
-      if (opts.signal?.aborted) break;
-      inFlight.push(submit(frame));
-      if (inFlight.length >= opts.concurrency) await settle(await inFlight.shift()!);
+  // Two loops share the queue: one pulls frames and submits them while there is room, the other
+  // settles the oldest as soon as it is done. A frame is written when it is ready, not when the
+  // next one arrives, so a caught-up live stream keeps only the frames it is working on in flight.
+  let pulling = true;
+  let wakeSettler: (() => void) | undefined;
+  let wakePuller: (() => void) | undefined;
+  let settleError: { error: unknown } | undefined;
+  const wake = () => {
+    wakeSettler?.();
+    wakePuller?.();
+  };
+  const settler = (async () => {
+    try {
+      for (;;) {
+        if (inFlight.length === 0) {
+          if (!pulling) return;
+          await new Promise<void>((resolve) => (wakeSettler = resolve));
+          wakeSettler = undefined;
+          continue;
+        }
+        await settle(await inFlight[0]);
+        inFlight.shift();
+        wakePuller?.();
+      }
+    } catch (err) {
+      settleError = { error: err };
+      wakePuller?.();
     }
-    while (inFlight.length > 0) await settle(await inFlight.shift()!);
+  })();
+  const iterator = opts.source.frames()[Symbol.asyncIterator]();
+  const settlerFailed = settler.then(() => ({ done: true, value: undefined }) as const);
+  let exhausted = false;
+  let waiting = false; // a next() of the source is still pending (the run ended while it waited)
+  try {
+    for (;;) {
+      if (opts.signal?.aborted || settleError) break;
+      // A sink failure ends the run even while the source waits for its next frame.
+      waiting = true;
+      const pending = iterator.next();
+      void pending.then(() => (waiting = false), () => (waiting = false));
+      const next = await Promise.race([pending, settlerFailed]);
+      if (next.done && !settleError) exhausted = true;
+      if (next.done || settleError || opts.signal?.aborted) break;
+      depth.add(inFlight.length);
+      inFlight.push(submit(next.value));
+      wake();
+      while (inFlight.length >= opts.concurrency && !settleError) {
+        await new Promise<void>((resolve) => (wakePuller = resolve));
+        wakePuller = undefined;
+      }
+    }
   } catch (err) {
+    exhausted = true; // a source that threw has ended
+    settleError ??= { error: err };
+  }
+  // A source left early (stopped, or the sink failed) cleans up (a video's decoder is stopped).
+  if (!exhausted && !waiting) await iterator.return?.(undefined).catch(() => undefined);
+  pulling = false;
+  wake();
+  await settler;
+  if (settleError) {
     // Let frames already in the native core finish before the error propagates (their buffers are borrowed).
     await Promise.allSettled(inFlight);
     await opts.sink.abort?.();
     await opts.source.close?.();
-    throw err;
+    throw settleError.error;
   }
   // The sink closes first: a transactional sink commits the consumer's offsets through the source.
   try {
@@ -151,6 +229,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     framesPerSecond: seconds > 0 ? succeeded / seconds : 0,
     interrupted: !!opts.signal?.aborted,
     modelRuns,
+    depth: depth.summary(),
     stageMs: {
       decodeMs: mean('decodeMs'),
       resizeMs: mean('resizeMs'),

@@ -22,7 +22,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from './errors';
-import { collectStderr, ffmpegMissing, spawnFfmpeg, waitForExit } from './ffmpeg';
+import { collectStderr, ffmpegMissing, probeVideo, spawnFfmpeg, waitForExit } from './ffmpeg';
 import { native } from './native';
 import { IMAGE_EXTENSIONS, isVideoPath } from './paths';
 import {
@@ -48,6 +48,11 @@ import {
 
 export const QUANTIZER_VERSION = 2; // 2: Resize in float
 export const DEFAULT_CALIBRATION_FRAMES = 40;
+/**
+ * Fewer calibration frames than this give ranges fitted to a few pictures (one photo, a two-second
+ * clip): such a model is made only when asked for by name (--min-frames), never silently.
+ */
+export const MIN_CALIBRATION_FRAMES = 16;
 export const BINS = 2048;
 const TAIL = 1e-5; // 99.999th percentile
 const OUTLIER_FLAT = 0.9; // channel min >= 0.9 x channel max: nearly constant
@@ -171,7 +176,10 @@ export async function loadCalibration(source: string, input: ModelInputSpec, cou
     files = evenlySpaced(await listImages(source), count);
   } else if (isVideoPath(source)) {
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-calib-'));
-    files = await extractVideoFrames(source, count, step, tmp);
+    // a short clip is sampled more densely, so that it still gives enough frames
+    const frames = (await probeVideo(source).catch(() => undefined))?.frames;
+    const videoStep = frames ? Math.max(1, Math.min(step, Math.floor(frames / MIN_CALIBRATION_FRAMES))) : step;
+    files = await extractVideoFrames(source, count, videoStep, tmp);
   } else {
     files = [source];
   }
@@ -635,6 +643,8 @@ export interface InstallQuantizedOptions {
   /** A folder of images, an image, or a video. */
   calibration: string;
   frames?: number;
+  /** Refuse (ERR_CALIBRATION_TOO_SMALL) when the source gives fewer frames (default MIN_CALIBRATION_FRAMES). */
+  minFrames?: number;
   force?: boolean;
   log?: (m: string) => void;
 }
@@ -656,6 +666,15 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   const target = int8ModelPath(base.name);
   opts.log?.(`calibration: reading up to ${opts.frames ?? DEFAULT_CALIBRATION_FRAMES} frames from ${opts.calibration}`);
   const calib = await loadCalibration(opts.calibration, base.input, opts.frames ?? DEFAULT_CALIBRATION_FRAMES);
+  const minFrames = Math.min(opts.minFrames ?? MIN_CALIBRATION_FRAMES, opts.frames ?? Infinity);
+  if (calib.tensors.length < minFrames) {
+    throw new BgrmError(
+      'ERR_CALIBRATION_TOO_SMALL',
+      `${opts.calibration} gives ${calib.tensors.length} calibration frame${calib.tensors.length === 1 ? '' : 's'}; an int8 model needs at least ${minFrames} ` +
+        `to fit its ranges to more than a few pictures. Calibrate on a folder of ${MIN_CALIBRATION_FRAMES}+ images or a video of ${MIN_CALIBRATION_FRAMES * 3}+ frames, ` +
+        `or accept fewer with --min-frames ${calib.tensors.length} (not recommended)`,
+    );
+  }
   const fromSha256 = await hashFile(base.path, 'sha256');
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
   const previous = await readQuantizationRecord(target);
@@ -663,6 +682,7 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   if (!opts.force && exists && previous && previous.fromSha256 === fromSha256 && previous.calibration.hash === calib.hash && previous.quantizerVersion === QUANTIZER_VERSION) {
     return { ...previous, path: target, upToDate: true, seconds: seconds() };
   }
+  if (calib.tensors.length < MIN_CALIBRATION_FRAMES) opts.log?.(`warning: ${calib.tensors.length} calibration frames, fewer than the ${MIN_CALIBRATION_FRAMES} --fast expects (asked for)`);
   opts.log?.(`quantising ${base.name} on ${calib.tensors.length} frames`);
   const report = await quantizeModel(base.path, target, calib, base.input, opts.log);
   report.calibration.source = path.resolve(opts.calibration);
@@ -680,32 +700,48 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   return { ...record, path: target, upToDate: false, seconds: seconds() };
 }
 
+/** Why an installed int8 model is not used by --fast (calibrated on too few frames), or undefined. */
+async function weakCalibration(modelFile: string): Promise<string | undefined> {
+  const record = await readQuantizationRecord(modelFile);
+  const frames = record?.calibration.frames;
+  return frames !== undefined && frames < MIN_CALIBRATION_FRAMES ? `it was calibrated on ${frames} frame${frames === 1 ? '' : 's'} (fewer than ${MIN_CALIBRATION_FRAMES})` : undefined;
+}
+
 /**
- * The model `--fast` runs: NAME-int8 when it is installed. When it is not and the input is a local
- * video, folder or image, it is made once, calibrated on the first frames of that input (and kept
- * for every later run); otherwise (standard input, Kafka) the float model runs, with a hint.
+ * The model `--fast` runs: NAME-int8 when it is installed and was calibrated on enough frames.
+ * When it is missing (or weak) and the input is a local video or folder with enough frames, it is
+ * made once, calibrated on that input, and kept for every later run. Otherwise (one photo, a short
+ * clip, standard input, Kafka) the float model runs this time, and the message says how to make it.
  */
 export async function fastModel(base: string, inputs: string[], log: (m: string) => void): Promise<string> {
   const { resolveModel, INT8_SUFFIX } = await import('./models');
   const name = base.endsWith(INT8_SUFFIX) ? base : `${base}${INT8_SUFFIX}`;
+  const floatName = name.slice(0, -INT8_SUFFIX.length);
+  const howTo = `make it once with: bgrm models quantize ${floatName} --calibration DIR|VIDEO (${MIN_CALIBRATION_FRAMES}+ frames of footage like yours)`;
+  let weak: string | undefined;
   try {
-    await resolveModel(name);
-    return name;
+    const installed = await resolveModel(name);
+    weak = await weakCalibration(installed.path);
+    if (!weak) return name;
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODEL_NOT_INSTALLED') throw err;
   }
   const local = inputs.length > 0 && inputs[0] !== '-' ? inputs[0] : undefined;
   if (!local) {
-    log(`--fast: ${name} is not made yet, so the float model runs. Make it once with: bgrm models quantize ${base} --calibration DIR|VIDEO`);
-    return base;
+    log(`--fast: ${name} ${weak ? `is not used: ${weak}` : 'is not made yet'}, so the float model runs; ${howTo}`);
+    return floatName;
   }
-  log(`--fast: making ${name} once, calibrated on the first frames of ${local} (later runs reuse it)`);
+  log(`--fast: ${weak ? `remaking ${name} (${weak})` : `making ${name} once`}, calibrated on ${local} (later runs reuse it)`);
   try {
-    const r = await installQuantized(base, { calibration: local });
-    log(`--fast: ${name} ready in ${r.seconds.toFixed(1)} s: ${r.report.int8Convs} of ${r.report.convs} convs int8 -> ${r.path}`);
+    const r = await installQuantized(floatName, { calibration: local, force: !!weak });
+    log(`--fast: ${name} ready in ${r.seconds.toFixed(1)} s: ${r.report.int8Convs} of ${r.report.convs} convs int8, ${r.calibration.frames} calibration frames -> ${r.path}`);
     return name;
   } catch (err) {
-    log(`--fast: could not make ${name} (${errorMessage(err)}); the float model runs`);
-    return base;
+    if ((err as { code?: string }).code === 'ERR_CALIBRATION_TOO_SMALL') {
+      log(`--fast: ${local} is too little to calibrate ${name} on (${errorMessage(err).split(';')[0]}), so the float model runs this time; ${howTo}`);
+    } else {
+      log(`--fast: could not make ${name} (${errorMessage(err)}); the float model runs`);
+    }
+    return floatName;
   }
 }

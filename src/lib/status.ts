@@ -27,6 +27,11 @@ export interface WorkerStatus {
   deadLettered: number;
   skipped: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** Live depth: frames in the pipeline now, and the mean and most at each arrival since the start. */
+  inFlight?: number;
+  depth?: { mean: number; max: number };
+  /** Exactly-once output: how long a transaction stays open now (ms); absent for a folder. */
+  commitIntervalMs?: number;
   /** Messages not yet processed, per assigned partition (high watermark minus position). */
   lag: Record<string, number>;
   lastError?: { code: string; message: string; at: number };

@@ -4,7 +4,7 @@
 import * as os from 'node:os';
 import { BgrmError } from './errors';
 import type { KafkaConnection } from './kafka/client';
-import { runPipeline, type PipelineSummary } from './pipeline';
+import { DepthStats, runPipeline, type PipelineSummary } from './pipeline';
 import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
@@ -49,7 +49,7 @@ export interface WorkerSummary extends PipelineSummary {
   output: string;
   model: string;
   transactions?: { committed: number; aborted: number };
-  /** Capture timestamp to output durable (file renamed / message produced), milliseconds. */
+  /** Capture timestamp to output durable (file renamed) or visible (its transaction committed), milliseconds. */
   latencyMs: { p50: number; p95: number; p99: number; max: number };
 }
 
@@ -80,15 +80,21 @@ interface WorkerOutput {
   close(): Promise<void>;
   deadLettered(): number;
   details(): Pick<WorkerSummary, 'output'> & Partial<Pick<WorkerSummary, 'transactions'>>;
+  /** A transactional output's commit interval in use now (ms); a folder has none. */
+  commitIntervalMs?(): number;
 }
 
-function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, source: KafkaFrameSource): WorkerOutput {
+/** Where a frame's end-to-end latency is taken: when it is durable (a file) or visible (a committed transaction). */
+type LatencyRecorder = (timestampMs: number) => void;
+
+function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, source: KafkaFrameSource, recordLatency: LatencyRecorder): WorkerOutput {
   const dlq = new DeadLetterSink(job, dlqTopic);
   return {
     sink: new FileSink({ folder }),
     open: () => dlq.open(),
     settle: async (frame, error) => {
       if (error) await dlq.send(frame.message, error.code, error.message, workerId);
+      else if (!frame.skip) recordLatency(frame.timestampMs); // the file is durable now
       source.markDone(frame);
     },
     close: () => dlq.close(),
@@ -97,7 +103,15 @@ function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId
   };
 }
 
-function topicOutput(job: WorkerJob, topic: string, dlqTopic: string, workerId: string, model: string, source: KafkaFrameSource): WorkerOutput {
+function topicOutput(
+  job: WorkerJob,
+  topic: string,
+  dlqTopic: string,
+  workerId: string,
+  model: string,
+  source: KafkaFrameSource,
+  recordLatency: LatencyRecorder,
+): WorkerOutput {
   const sink = new TransactionalTopicSink(
     {
       ...job,
@@ -109,6 +123,7 @@ function topicOutput(job: WorkerJob, topic: string, dlqTopic: string, workerId: 
       model,
       content: `${job.format}/png`,
       maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
+      onCommitted: (timestamps) => timestamps.forEach(recordLatency), // visible to readers now
     },
     source,
   );
@@ -119,6 +134,7 @@ function topicOutput(job: WorkerJob, topic: string, dlqTopic: string, workerId: 
     close: async () => undefined,
     deadLettered: () => sink.deadLettered,
     details: () => ({ output: topic, transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions } }),
+    commitIntervalMs: () => sink.commitIntervalMs,
   };
 }
 
@@ -134,11 +150,18 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   const processOptions = await renderOptions(job);
   const { segmenter, model } = await openSegmenter(job);
   const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: !!job.outputTopic, staticMemberId: job.workerId });
-  const output = job.outputTopic
-    ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, source)
-    : folderOutput(job, job.output!, dlqTopic, workerId, source);
   const latency = new LatencyWindow();
   const metrics = new Metrics({ worker: workerId });
+  const recordLatency: LatencyRecorder = (timestampMs) => {
+    const ms = Date.now() - timestampMs;
+    latency.add(ms);
+    metrics.endToEnd.observe({ source: 'kafka' }, Math.max(0, ms) / 1000);
+  };
+  const output = job.outputTopic
+    ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, source, recordLatency)
+    : folderOutput(job, job.output!, dlqTopic, workerId, source, recordLatency);
+  const depth = new DepthStats();
+  let inFlight = 0;
   metrics.modelInfo.set({ model: model.name, onnxruntime: native().versions().onnxruntime, device: job.device ?? 'cpu' }, 1);
   const counts = { processed: 0, failed: 0, skipped: 0 };
   let lastError: { code: string; message: string; at: number } | undefined;
@@ -148,6 +171,8 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       ? undefined
       : new StatusPublisher(job, job.statusTopic ?? DEFAULT_STATUS_TOPIC, async () => {
           const lag = await source.lag();
+          const commitIntervalMs = output.commitIntervalMs?.();
+          if (commitIntervalMs !== undefined) metrics.commitInterval.set(commitIntervalMs / 1000);
           metrics.lag.reset();
           for (const [partition, n] of Object.entries(lag)) metrics.lag.set({ worker: workerId, topic: job.topic, partition }, n);
           return {
@@ -161,6 +186,9 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
             ...counts,
             deadLettered: output.deadLettered(),
             latencyMs: latency.summary(),
+            inFlight,
+            depth: depth.summary(),
+            ...(commitIntervalMs !== undefined ? { commitIntervalMs } : {}),
             lag,
             lastError,
           };
@@ -181,15 +209,18 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       segmenter,
       processOptions,
       concurrency: job.concurrency,
-      onProgress: job.onProgress,
+      onProgress: (p) => {
+        inFlight = p.inFlight;
+        metrics.inFlight.set({ source: 'kafka' }, p.inFlight);
+        job.onProgress?.(p);
+      },
+      depth,
       signal: job.signal,
       temporal: job.temporal ?? true, // one camera = one stream, processed in order by one worker
       keyframeInterval: job.keyframeInterval,
       flow: job.flow,
       afterFrame: async (frame, error) => {
         await output.settle(frame as KafkaFrame, error);
-        // durable now (a file), or at the batch's commit (a transaction)
-        if (!error && !frame.skip) latency.add(Date.now() - frame.timestampMs);
         if (frame.skip) {
           counts.skipped++;
           metrics.skipped.inc({ source: 'kafka' });
@@ -201,7 +232,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       observer: {
         written: (frame, result) => {
           counts.processed++;
-          metrics.observe('kafka', result.timings, Date.now() - frame.timestampMs);
+          metrics.observe('kafka', result.timings); // end to end: when durable or visible (recordLatency)
         },
         failed: (frame, code) => {
           counts.failed++;

@@ -8,6 +8,9 @@ export interface Served {
   url: string;
   child: ChildProcess;
   stderr: () => string;
+  stdout: () => string;
+  /** Resolves with the exit code once the process has ended. */
+  exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -16,12 +19,13 @@ export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000): P
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
+    let out = '';
     const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`bgrm ${args[0]} did not start within ${timeoutMs} ms:\n${err}`));
     }, timeoutMs);
-    child.stdout!.resume();
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = ready.exec(err);
@@ -31,6 +35,8 @@ export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000): P
           url: m[1],
           child,
           stderr: () => err,
+          stdout: () => out,
+          exited,
           stop: async () => {
             child.kill('SIGTERM');
             return exited;

@@ -5,7 +5,7 @@
 // - the outlier channels of u2netp are found and kept float;
 // - IoU against DAVIS ground truth stays within 0.005 of the float model on the same frames;
 // - the same model and the same frames give a byte-identical file;
-// - bad calibration input gets a clear error.
+// - bad calibration input gets a clear error; a single photo is too little to calibrate on.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -37,6 +37,24 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
   });
   afterAll(async () => {
     for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  });
+
+  it('a one-photo first input never makes a 1-frame int8 model: --fast runs float and says how to make one', async () => {
+    const d = await modelsDirWithFloat();
+    dirs.push(d);
+    const photo = path.join(davis, 'dog', '00000.jpg');
+    const r = await runCli(['process', photo, '-o', path.join(d, 'photo.png'), '--fast', '--json'], { env: { BGRM_MODELS_DIR: d } });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({ model: 'u2netp', succeeded: 1 });
+    expect(r.stderr).toContain('float model runs this time');
+    expect(r.stderr).toContain('bgrm models quantize u2netp --calibration');
+    await expect(fs.stat(path.join(d, 'u2netp-int8.onnx'))).rejects.toThrow();
+    // asked directly, quantize refuses too, naming the way out
+    const q = await runCli(['models', 'quantize', 'u2netp', '--calibration', photo], { env: { BGRM_MODELS_DIR: d } });
+    expect(q.code).toBe(1);
+    expect(q.stderr).toContain('ERR_CALIBRATION_TOO_SMALL');
+    expect(q.stderr).toContain('--min-frames');
+    await expect(fs.stat(path.join(d, 'u2netp-int8.onnx'))).rejects.toThrow();
   });
 
   it('process --fast makes u2netp-int8 from its own first frames, runs it, and records how it was made', async () => {

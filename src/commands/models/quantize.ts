@@ -1,7 +1,7 @@
 // bgrm models quantize: make NAME-int8, a static int8 (QDQ) copy of an installed model.
 import { Args, Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../../lib/errors';
-import { DEFAULT_CALIBRATION_FRAMES, installQuantized } from '../../lib/quantize';
+import { DEFAULT_CALIBRATION_FRAMES, MIN_CALIBRATION_FRAMES, installQuantized } from '../../lib/quantize';
 
 export default class ModelsQuantize extends Command {
   static description =
@@ -17,7 +17,13 @@ export default class ModelsQuantize extends Command {
       required: true,
     }),
     frames: Flags.integer({ description: 'calibration frames to use', default: DEFAULT_CALIBRATION_FRAMES, min: 1, max: 1000 }),
-    force: Flags.boolean({ description: 'quantise again even if the same calibration made the installed file', default: false }),
+    'min-frames': Flags.integer({
+      description: `refuse a calibration source that gives fewer frames (an int8 model fitted to a few pictures misjudges others)`,
+      default: MIN_CALIBRATION_FRAMES,
+      min: 1,
+      max: 1000,
+    }),
+    force: Flags.boolean({ description: 'quantise again even if the same calibration made the installed file (to redo a calibration)', default: false }),
     json: Flags.boolean({ description: 'machine-readable output', default: false }),
   };
 
@@ -27,6 +33,7 @@ export default class ModelsQuantize extends Command {
       const r = await installQuantized(args.name, {
         calibration: flags.calibration,
         frames: flags.frames,
+        minFrames: flags['min-frames'],
         force: flags.force,
         log: flags.json ? undefined : (m) => this.logToStderr(m),
       });

@@ -5,7 +5,7 @@
 import type * as http from 'node:http';
 import * as Kafka from 'node-rdkafka';
 import * as client from 'prom-client';
-import { baseConfig } from '../kafka/client';
+import { baseConfig, ensureTopic } from '../kafka/client';
 import { decodeFrameMessage, headerMap, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 import { STATUS_KIND, type WorkerStatus } from '../status';
 import type { Metrics } from '../metrics';
@@ -60,6 +60,10 @@ export class PipelineState {
   private tick?: NodeJS.Timeout;
   private lastHttp = 0;
   private brokerError?: string;
+  /** Topics to read that do not exist yet (an output topic before its first worker starts). */
+  private waitingFor: string[] = [];
+  private subscribed: string[] = [];
+  private readonly madeHere = new Set<string>();
   private readonly workerProcessed: client.Gauge<'worker'>;
   private readonly workerFps: client.Gauge<'worker'>;
   /** HTTP requests in the core and waiting, from the server. */
@@ -82,7 +86,6 @@ export class PipelineState {
     this.tick = setInterval(() => this.sample(), 1000);
     this.tick.unref();
     if (!this.watching) return;
-    const topics = [this.opts.statusTopic, this.opts.outputTopic].filter((t): t is string => !!t);
     const conn = { brokers: this.opts.brokers!, clientId: 'bgrm-serve', connectTimeoutMs: this.opts.connectTimeoutMs };
     const consumer = new Kafka.KafkaConsumer(
       {
@@ -97,14 +100,20 @@ export class PipelineState {
     );
     try {
       await new Promise<void>((resolve, reject) => consumer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(err) : resolve())));
+      // The status topic is bgrm's own: made here as a worker would make it, so that the order in
+      // which serve and the workers start does not matter.
+      if (this.opts.statusTopic) {
+        await ensureTopic(conn, this.opts.statusTopic, 1);
+        this.madeHere.add(this.opts.statusTopic); // listed by the broker's metadata a moment later
+      }
     } catch (err) {
       // The API keeps working without the broker; the dashboard says why the pipeline view is empty.
       this.brokerError = `cannot reach Kafka at ${this.opts.brokers}: ${(err as Error).message}`;
       return;
     }
     consumer.setDefaultConsumeTimeout(500);
-    consumer.subscribe(topics);
     this.consumer = consumer;
+    await this.subscribeExisting();
     if (this.opts.topic) {
       const fetcher = new Kafka.KafkaConsumer({ ...baseConfig(conn), 'group.id': `bgrm-serve-fetch-${process.pid}`, 'enable.auto.commit': false }, {});
       await new Promise<void>((resolve) => fetcher.connect({ timeout: 10000 }, (err) => (err ? resolve() : ((this.fetcher = fetcher), resolve()))));
@@ -114,8 +123,38 @@ export class PipelineState {
     this.loop = this.consumeLoop();
   }
 
+  /**
+   * Subscribes to the watched topics that exist; those that do not yet (the output topic before
+   * the first worker made it) are listed in the snapshot and looked for again every second.
+   */
+  private async subscribeExisting(): Promise<void> {
+    const consumer = this.consumer;
+    if (!consumer) return;
+    const wanted = [this.opts.statusTopic, this.opts.outputTopic].filter((t): t is string => !!t);
+    const existing = await new Promise<Set<string> | undefined>((resolve) =>
+      consumer.getMetadata({ timeout: 5000 }, (err, md) => resolve(err ? undefined : new Set(md.topics.map((t) => t.name)))),
+    );
+    if (!existing) return; // the broker is away: try again at the next tick
+    const exists = (t: string) => existing.has(t) || this.madeHere.has(t);
+    const present = wanted.filter(exists);
+    this.waitingFor = wanted.filter((t) => !exists(t));
+    if (present.join(',') === this.subscribed.join(',')) return;
+    if (this.subscribed.length > 0) consumer.unsubscribe();
+    if (present.length > 0) consumer.subscribe(present);
+    this.subscribed = present;
+  }
+
   private async consumeLoop(): Promise<void> {
+    let lookedAt = Date.now();
     while (this.running && this.consumer) {
+      if (this.waitingFor.length > 0 && Date.now() - lookedAt >= 1000) {
+        lookedAt = Date.now();
+        await this.subscribeExisting();
+      }
+      if (this.subscribed.length === 0) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
       const batch = await new Promise<Kafka.Message[]>((resolve) =>
         this.consumer!.consume(32, (err, msgs) => {
           if (err) {
@@ -262,7 +301,15 @@ export class PipelineState {
       at: Date.now(),
       http: this.load(),
       kafka: this.watching
-        ? { brokers: this.opts.brokers, topic: this.opts.topic, outputTopic: this.opts.outputTopic, statusTopic: this.opts.statusTopic, connected: !!this.consumer, error: this.brokerError }
+        ? {
+            brokers: this.opts.brokers,
+            topic: this.opts.topic,
+            outputTopic: this.opts.outputTopic,
+            statusTopic: this.opts.statusTopic,
+            connected: !!this.consumer,
+            error: this.brokerError,
+            waitingFor: this.waitingFor,
+          }
         : null,
       workers: this.liveWorkers(),
       cameras: [...this.cameras.values()]

@@ -2,6 +2,9 @@
 // consumer's offsets go into one Kafka transaction per batch; read_committed readers see each frame
 // once. When a transaction cannot commit (a rebalance moved partitions, the broker restarted), it
 // is aborted, the source rewinds to the committed offsets, and the frames are processed again.
+// A reader sees a frame only once its transaction commits, so the batch follows the stream: a
+// worker that has caught up commits every `liveCommitMs` (100 ms), one that is behind batches
+// `batchFrames` frames or `batchMs` for throughput.
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
@@ -20,9 +23,18 @@ export interface TopicSinkOptions extends KafkaConnection {
   /** What the value holds, for consumers ("mask/png" or "rgba/png"). */
   content: string;
   maxMessageBytes: number;
+  /** Behind (a backlog to work through): commit every this many frames or ms, whichever comes first. */
   batchFrames?: number;
   batchMs?: number;
+  /** Caught up with the stream: commit the open transaction this long after it began. */
+  liveCommitMs?: number;
+  /** Told the capture timestamps of a transaction's frames once it commits (visible to readers). */
+  onCommitted?: (timestampsMs: number[]) => void;
 }
+
+export const LIVE_COMMIT_MS = 100;
+export const BATCH_COMMIT_MS = 1000;
+export const BATCH_COMMIT_FRAMES = 16;
 
 /** Serialises async sections (produce, commit) on one producer. */
 class Lock {
@@ -45,8 +57,11 @@ export class TransactionalTopicSink implements FrameSink {
   /** Frames whose output is produced but whose offset is not yet marked done: no commit in between. */
   private unsettled = 0;
   private batchStarted = 0;
+  /** Capture timestamps of the frames output in the open transaction. */
+  private batchTimestamps: number[] = [];
   private readonly lock = new Lock();
   private timer?: NodeJS.Timeout;
+  private closing = false;
   committedTransactions = 0;
   abortedTransactions = 0;
   deadLettered = 0;
@@ -71,12 +86,30 @@ export class TransactionalTopicSink implements FrameSink {
     await ensureTopic(this.opts, this.opts.dlqTopic, 1);
     const producer = await this.connectProducer();
     this.producer = producer;
-    // Commit a batch that stays open because no more frames arrive.
-    this.timer = setInterval(() => {
-      if (this.inTransaction && this.unsettled === 0 && Date.now() - this.batchStarted > (this.opts.batchMs ?? 1000)) {
-        this.lock.run(() => this.commitBatch()).catch((err: unknown) => (this.broken = err)); // the next frame reports it
-      }
-    }, 200);
+  }
+
+  /** How long a transaction stays open now: short while the source is caught up, longer while it is behind. */
+  get commitIntervalMs(): number {
+    return this.source.caughtUp ? (this.opts.liveCommitMs ?? LIVE_COMMIT_MS) : (this.opts.batchMs ?? BATCH_COMMIT_MS);
+  }
+
+  /** Commits the open transaction when its time is up (also when no more frames arrive). */
+  private scheduleCommit(): void {
+    if (this.timer || this.closing) return;
+    const due = this.batchStarted + this.commitIntervalMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.inTransaction || this.closing) return;
+      if (Date.now() < this.batchStarted + this.commitIntervalMs) return this.scheduleCommit();
+      this.lock
+        .run(async () => {
+          if (!this.inTransaction) return;
+          // a frame between its output and its offset: the commit waits for it
+          if (this.unsettled > 0) return this.scheduleCommit();
+          await this.commitBatch();
+        })
+        .catch((err: unknown) => (this.broken = err)); // the next frame reports it
+    }, Math.max(5, due - Date.now()));
     this.timer.unref();
   }
 
@@ -116,9 +149,7 @@ export class TransactionalTopicSink implements FrameSink {
     }
     const old = this.producer;
     this.producer = undefined;
-    this.inTransaction = false;
-    this.framesInBatch = 0;
-    this.unsettled = 0;
+    this.endBatch();
     if (old) await Promise.race([new Promise<void>((resolve) => old.disconnect(() => resolve())), new Promise((res) => setTimeout(res, 5000))]);
     this.producer = await this.connectProducer();
     this.abortedTransactions++;
@@ -137,7 +168,9 @@ export class TransactionalTopicSink implements FrameSink {
     await cb((done) => this.producer!.beginTransaction(done));
     this.inTransaction = true;
     this.framesInBatch = 0;
+    this.batchTimestamps = [];
     this.batchStarted = Date.now();
+    this.scheduleCommit();
   }
 
   private produce(topic: string, value: Buffer, key: Buffer | string | null | undefined, headers: KafkaHeaders): void {
@@ -182,6 +215,7 @@ export class TransactionalTopicSink implements FrameSink {
       this.produce(this.opts.outputTopic, p.result.data, m.key, headers);
       this.produced++;
       this.unsettled++;
+      this.batchTimestamps.push(frame.timestampMs);
     });
   }
 
@@ -198,7 +232,7 @@ export class TransactionalTopicSink implements FrameSink {
       }
       this.source.markDone(frame);
       this.framesInBatch++;
-      if (this.framesInBatch >= (this.opts.batchFrames ?? 16)) await this.commitBatch();
+      if (this.framesInBatch >= (this.opts.batchFrames ?? BATCH_COMMIT_FRAMES)) await this.commitBatch();
     });
   }
 
@@ -224,6 +258,7 @@ export class TransactionalTopicSink implements FrameSink {
       await this.retrying('commit', () => cb((done) => producer.commitTransaction(30000, done)));
       this.committedTransactions++;
       this.source.noteCommitted(offsets);
+      this.opts.onCommitted?.(this.batchTimestamps);
     } catch (err) {
       const e = err as Kafka.LibrdKafkaError & { isFatal?: boolean; isTxnRequiresAbort?: boolean };
       // still retriable after two minutes: stop rather than guess (a restarted worker with the same
@@ -234,9 +269,7 @@ export class TransactionalTopicSink implements FrameSink {
       else await this.replaceProducer(e.message); // fatal or an unexpected state: settle it with a new producer
       await this.source.rewind();
     } finally {
-      this.inTransaction = false;
-      this.framesInBatch = 0;
-      this.unsettled = 0;
+      this.endBatch();
     }
   }
 
@@ -262,13 +295,21 @@ export class TransactionalTopicSink implements FrameSink {
       await this.retrying('abort', () => cb((done) => producer.abortTransaction(30000, done)));
       this.abortedTransactions++;
     }
+    this.endBatch();
+  }
+
+  private endBatch(): void {
     this.inTransaction = false;
     this.framesInBatch = 0;
     this.unsettled = 0;
+    this.batchTimestamps = [];
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
     return this.lock.run(async () => {
       await this.commitBatch();
       const p = this.producer;
@@ -278,7 +319,8 @@ export class TransactionalTopicSink implements FrameSink {
   }
 
   async abort(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
     const p = this.producer;
     this.producer = undefined;
     if (!p) return;

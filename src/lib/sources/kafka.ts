@@ -53,6 +53,11 @@ export class KafkaFrameSource implements FrameSource {
   private seeking?: Promise<void>;
   received = 0;
   epoch = 0;
+  /**
+   * The last fetch drained the assigned partitions (fewer messages than asked for): the worker
+   * keeps up with its stream, and an exactly-once sink commits promptly rather than batching.
+   */
+  caughtUp = true;
 
   constructor(private readonly opts: KafkaSourceOptions) {}
 
@@ -68,6 +73,9 @@ export class KafkaFrameSource implements FrameSource {
         'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
         'fetch.message.max.bytes': 16 * 1024 * 1024,
         'session.timeout.ms': 15000,
+        // A fetch returns as soon as the partitions are drained instead of waiting for a full batch:
+        // a caught-up live stream hands each frame on when it arrives.
+        'enable.partition.eof': true,
         ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
           if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
@@ -140,6 +148,7 @@ export class KafkaFrameSource implements FrameSource {
       this.pulling = pulling;
       const fetched = await pulling;
       this.pulling = undefined;
+      this.caughtUp = fetched.length < want;
       this.commit(false);
       // Messages of partitions revoked meanwhile belong to their new owner, who reads them from the committed offset.
       const msgs = fetched.filter((m) => this.owned.has(tp(m)));
