@@ -69,23 +69,25 @@ void Engine::submit(FrameJob* job) {
   cpuQueue_.push([this, job] { prepare(job); });
 }
 
-void Engine::fail(FrameJob* job, const std::string& code, const std::string& message) {
+namespace {
+void markFailed(FrameJob* job, const std::string& code, const std::string& message) {
   job->errorCode = code;
   job->errorMessage = message;
   job->rgb = Image();
   job->tensor.clear();
   job->alpha = Image();
   job->totalMs = msSince(job->started);
-  // A frame of a stream still takes its turn there (the stream resets and moves on), so that the
-  // frames after it are not left waiting.
-  if (job->stream && !job->arrived) return toStream(job);
-  job->done(job);
 }
+}  // namespace
 
-void Engine::toStream(FrameJob* job) {
-  job->arrived = true;
-  std::shared_ptr<TemporalStream> stream = job->stream;  // alive while its frames run
-  stream->arrive(job->seq, job, [this](FrameJob* j) { temporal(j); });
+void Engine::fail(FrameJob* job, const std::string& code, const std::string& message) {
+  markFailed(job, code, message);
+  job->predicting = false;
+  // A frame of a stream still takes its turn in the stream's stages (which reset and move on), so
+  // that the frames after it are not left waiting.
+  if (job->stream && !job->passedMotion) return toMotion(job);
+  if (job->stream && !job->passedMatte) return toMatte(job);
+  job->done(job);
 }
 
 void Engine::prepare(FrameJob* job) {
@@ -100,23 +102,33 @@ void Engine::prepare(FrameJob* job) {
       if (int64_t(job->rawWidth) * job->rawHeight > job->limits.maxPixels) {
         throw Error("ERR_IMAGE_TOO_LARGE", "raw frame is over the pixel limit");
       }
-      src = ImageView{job->data, job->rawWidth, job->rawHeight, 3};
     } else {
       job->rgb = decodeRgb(job->data, job->size, job->limits);
-      src = view(job->rgb);
     }
-    auto t1 = Clock::now();
-    job->decodeMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    src = job->source();
+    job->decodeMs = msSince(t0);
     job->width = src.width;
     job->height = src.height;
-    if (job->stream && !job->keyframe) {
-      // between keyframes: no model run; the stream carries its matte along the optical flow
-      job->resizeMs = 0;
-      return finish(job);
-    }
-    Image small = resizeLanczos(src, segmenter_->inputWidth(), segmenter_->inputHeight());
+  } catch (const Error& e) {
+    return fail(job, e.code(), e.what());
+  } catch (const std::exception& e) {
+    return fail(job, "ERR_INTERNAL", e.what());
+  }
+  if (job->stream) return toMotion(job);  // the stream decides whether the model runs
+  predict(job);
+}
+
+void Engine::startPrediction(FrameJob* job) {
+  job->predicting = true;
+  cpuQueue_.push([this, job] { predict(job); });
+}
+
+void Engine::predict(FrameJob* job) {
+  try {
+    auto t0 = Clock::now();
+    Image small = resizeLanczos(job->source(), segmenter_->inputWidth(), segmenter_->inputHeight());
     job->tensor = segmenter_->prepareInput(small);
-    job->resizeMs = msSince(t1);
+    job->resizeMs += msSince(t0);
     job->queuedForInference = Clock::now();
     inferQueue_.push([this, job] { infer(job); });
   } catch (const Error& e) {
@@ -129,10 +141,10 @@ void Engine::prepare(FrameJob* job) {
 void Engine::infer(FrameJob* job) {
   try {
     auto t0 = Clock::now();
-    job->queueMs = std::chrono::duration<double, std::milli>(t0 - job->queuedForInference).count();
+    job->queueMs += std::chrono::duration<double, std::milli>(t0 - job->queuedForInference).count();
     job->mask = segmenter_->infer(job->tensor);
     job->tensor = std::vector<float>();
-    job->inferMs = msSince(t0);
+    job->inferMs += msSince(t0);
     cpuQueue_.push([this, job] { finish(job); });
   } catch (const Error& e) {
     fail(job, e.code(), e.what());
@@ -155,26 +167,19 @@ std::shared_ptr<const Image> Engine::backgroundFor(const ImageView& bg, int widt
   return img;
 }
 
-Image Engine::predict(const ImageView& src, FrameJob* job) {
-  auto t0 = Clock::now();
-  Image small = resizeLanczos(src, segmenter_->inputWidth(), segmenter_->inputHeight());
-  std::vector<float> tensor = segmenter_->prepareInput(small);
-  Image mask = segmenter_->infer(tensor);
-  job->inferMs += msSince(t0);
-  return resizeLanczos(view(mask), src.width, src.height);
-}
-
 void Engine::finish(FrameJob* job) {
   try {
     auto t0 = Clock::now();
-    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
-    Image alpha;
-    if (!job->mask.pixels.empty()) alpha = resizeLanczos(view(job->mask), src.width, src.height);
+    const ImageView src = job->source();
+    // a stream's matte is kept at half size (temporal.h); a photo's alpha at the photo's
+    const cv::Size size = job->stream ? workSize(src.width, src.height) : cv::Size(src.width, src.height);
+    Image alpha = resizeLanczos(view(job->mask), size.width, size.height);
     job->mask = Image();
     if (job->stream) {
       job->alpha = std::move(alpha);
-      job->matteMs = msSince(t0);
-      return toStream(job);
+      job->matteMs += msSince(t0);
+      job->predicting = false;
+      return toMatte(job);
     }
     output(job, std::move(alpha), t0);
   } catch (const Error& e) {
@@ -184,49 +189,96 @@ void Engine::finish(FrameJob* job) {
   }
 }
 
-// A stream's frames, one at a time and in order.
-void Engine::temporal(FrameJob* job) {
-  if (!job->errorCode.empty()) {
-    job->stream->reset();  // the next frame starts the stream afresh
-    job->done(job);
-    return;
-  }
-  try {
-    auto t0 = Clock::now();
-    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
-    bool needPrediction = false;
-    Image alpha = job->stream->step(src, job->alpha, job->frameNumber, &needPrediction);
-    if (needPrediction) {
-      // nothing to carry (first frame, a gap, a scene cut) on a frame between keyframes
-      job->alpha = predict(src, job);
-      alpha = job->stream->step(src, job->alpha, job->frameNumber, &needPrediction);
+// A stream's motion stage, frames in order: the flow to the frame before; the model may start now.
+void Engine::toMotion(FrameJob* job) {
+  std::shared_ptr<TemporalStream> stream = job->stream;  // alive while its frames run
+  stream->motionOrder.deliver(job->seq, job, [this](FrameJob* j) {
+    j->passedMotion = true;
+    if (!j->errorCode.empty()) {
+      j->stream->motionFailed();
+      toMatte(j);
+      return true;
     }
-    job->alpha = Image();
-    // Compositing and encoding need no stream state: they leave the stream's serial section and
-    // run on any CPU thread, so one video's frames encode in parallel.
-    const double serialMs = job->matteMs + msSince(t0);
-    auto a = std::make_shared<Image>(std::move(alpha));
-    cpuQueue_.push([this, job, a, serialMs] {
+    bool early = false;
+    try {
+      auto t0 = Clock::now();
+      early = j->stream->motion(j);
+      j->matteMs += msSince(t0);
+    } catch (const Error& e) {
+      j->stream->motionFailed();
+      fail(j, e.code(), e.what());
+      return true;
+    } catch (const std::exception& e) {
+      j->stream->motionFailed();
+      fail(j, "ERR_INTERNAL", e.what());
+      return true;
+    }
+    if (early) startPrediction(j);
+    else toMatte(j);
+    return true;
+  });
+}
+
+// A stream's matte stage, frames in order.
+void Engine::toMatte(FrameJob* job) {
+  std::shared_ptr<TemporalStream> stream = job->stream;
+  stream->matteOrder.deliver(job->seq, job, [this](FrameJob* j) { return matte(j); });
+}
+
+bool Engine::matte(FrameJob* job) {
+  if (job->predicting) return false;  // started before its turn: it comes back when the model is done
+  TemporalStream::Step step;
+  auto t0 = Clock::now();
+  try {
+    step = job->stream->matte(job);
+  } catch (const Error& e) {
+    markFailed(job, e.code(), e.what());
+    step = job->stream->matte(job);  // as a failed frame: the held frames leave, the stream resets
+  } catch (const std::exception& e) {
+    markFailed(job, "ERR_INTERNAL", e.what());
+    step = job->stream->matte(job);
+  }
+  job->matteMs += msSince(t0);
+  if (step.needPrediction) {
+    // the model runs on this frame now; the stream waits for it
+    startPrediction(job);
+    if (step.prefetchNext) {
+      FrameJob* next = job->stream->matteOrder.peek(job->seq + 1);
+      if (next && !next->predicting && next->alpha.pixels.empty() && next->errorCode.empty()) startPrediction(next);
+    }
+    return false;
+  }
+  job->passedMatte = true;
+  release(std::move(step.ready));
+  return true;
+}
+
+void Engine::release(std::vector<Ready> ready) {
+  for (Ready& r : ready) {
+    FrameJob* j = r.job;
+    j->passedMotion = j->passedMatte = true;
+    if (!j->errorCode.empty()) {
+      j->done(j);
+      continue;
+    }
+    // Compositing and encoding need no stream state: they run on any CPU thread, so one video's
+    // frames encode in parallel.
+    auto alpha = std::make_shared<Image>(std::move(r.alpha));
+    cpuQueue_.push([this, j, alpha] {
       try {
-        output(job, std::move(*a), Clock::now(), serialMs);
+        output(j, std::move(*alpha), Clock::now());
       } catch (const Error& e) {
-        fail(job, e.code(), e.what());  // the stream's state is not touched: the matte was fine
+        fail(j, e.code(), e.what());
       } catch (const std::exception& e) {
-        fail(job, "ERR_INTERNAL", e.what());
+        fail(j, "ERR_INTERNAL", e.what());
       }
     });
-  } catch (const Error& e) {
-    job->stream->reset();
-    fail(job, e.code(), e.what());
-  } catch (const std::exception& e) {
-    job->stream->reset();
-    fail(job, "ERR_INTERNAL", e.what());
   }
 }
 
-void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0, double earlierMatteMs) {
+void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0) {
   {
-    const ImageView src = job->raw ? ImageView{job->data, job->rawWidth, job->rawHeight, 3} : view(job->rgb);
+    const ImageView src = job->source();
     Image out;
     if (job->output == "mask") {
       out = std::move(alpha);
@@ -239,8 +291,9 @@ void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0, double ear
       out = cutout(src, alpha);
     }
     job->rgb = Image();
+    job->motion.reset();
     auto t1 = Clock::now();
-    job->matteMs = earlierMatteMs + std::chrono::duration<double, std::milli>(t1 - t0).count();
+    job->matteMs += std::chrono::duration<double, std::milli>(t1 - t0).count();
     job->channels = out.channels;
     if (job->encoding == "raw") {
       job->bytes = std::move(out.pixels);

@@ -2,6 +2,7 @@
 // stages on the engine's own threads (never libuv's pool, never the JavaScript thread).
 #pragma once
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -17,6 +18,7 @@
 #include "codecs.h"
 #include "image.h"
 #include "segmenter.h"
+#include "stream.h"
 #include "temporal.h"
 
 namespace bgrm {
@@ -36,11 +38,10 @@ struct FrameJob {
   std::array<uint8_t, 3> color{0, 0, 0};
   ImageView background;  // borrowed RGB; width 0 when none
   // Temporal matting: the stream this frame belongs to (null: an unrelated photo), its place in the
-  // stream, its frame number (a gap resets the stream), and whether the model runs on it.
+  // stream and its frame number (a gap resets the stream).
   std::shared_ptr<TemporalStream> stream;
   int64_t seq = -1;
   int64_t frameNumber = -1;
-  bool keyframe = true;
   std::string encoding = "png";  // "png" | "raw"
   int pngLevel = 1;
   std::string pngFilter = "sub";
@@ -55,11 +56,20 @@ struct FrameJob {
   Image rgb;
   std::vector<float> tensor;
   Image mask;
-  Image alpha;           // the prediction at full size, waiting for the stream's temporal step
-  bool arrived = false;  // handed to its stream already
+  Image alpha;  // the prediction at full size, waiting for the stream's matte stage
+  // Between a stream's stages: the flow to the previous frame, whether a fixed schedule runs the
+  // model on it, whether the matte was carried to this frame, its forward estimate while held.
+  std::shared_ptr<Motion> motion;
+  bool scheduled = false, carried = false;
+  std::atomic<bool> predicting{false};  // the model runs on it now; it comes back to the matte stage
+  MatteEstimate forward;
+  bool passedMotion = false, passedMatte = false;
   std::chrono::steady_clock::time_point started, queuedForInference;
   std::function<void(FrameJob*)> done;
   void* context = nullptr;  // the caller's own record of this frame
+
+  // The frame's pixels: the decoded image, or the caller's raw RGB.
+  ImageView source() const { return raw ? ImageView{data, rawWidth, rawHeight, 3} : view(rgb); }
 };
 
 class WorkQueue {
@@ -84,18 +94,22 @@ class Engine {
 
   // Starts a frame; job->done is called exactly once, on an engine thread.
   void submit(FrameJob* job);
+  // Frames a stream let go outside its stages (flush): composited and encoded on engine threads.
+  void release(std::vector<Ready> ready);
   // Finishes queued work, then joins the threads.
   void stop();
   const Segmenter& segmenter() const { return *segmenter_; }
 
  private:
   void prepare(FrameJob* job);
+  void startPrediction(FrameJob* job);
+  void predict(FrameJob* job);  // resize and normalise, then the model (on the inference threads)
   void infer(FrameJob* job);
   void finish(FrameJob* job);
-  void temporal(FrameJob* job);
-  void output(FrameJob* job, Image alpha, std::chrono::steady_clock::time_point t0, double earlierMatteMs = 0);
-  void toStream(FrameJob* job);
-  Image predict(const ImageView& src, FrameJob* job);
+  void toMotion(FrameJob* job);
+  void toMatte(FrameJob* job);
+  bool matte(FrameJob* job);
+  void output(FrameJob* job, Image alpha, std::chrono::steady_clock::time_point t0);
   void fail(FrameJob* job, const std::string& code, const std::string& message);
   std::shared_ptr<const Image> backgroundFor(const ImageView& bg, int width, int height);
 

@@ -57,7 +57,8 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     return DefineClass(env, "Segmenter",
                        {InstanceMethod("load", &SegmenterWrap::load), InstanceMethod("process", &SegmenterWrap::process),
                         InstanceMethod("close", &SegmenterWrap::close), InstanceMethod("info", &SegmenterWrap::info),
-                        InstanceMethod("endStream", &SegmenterWrap::endStream)});
+                        InstanceMethod("endStream", &SegmenterWrap::endStream),
+                        InstanceMethod("flushStream", &SegmenterWrap::flushStream)});
   }
 
   explicit SegmenterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SegmenterWrap>(info) {
@@ -191,28 +192,14 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
       }
       Napi::Value t = o.Get("temporal");
       if (t.IsObject()) {
-        // a frame of a video stream: its stream's state is carried over from the frame before
-        const std::string id = get<std::string>(t.As<Napi::Object>(), "stream", "");
-        const int interval = std::max(1, get<int>(o, "keyframeInterval", 1));
-        std::shared_ptr<TemporalStream>& stream = streams_[id];
-        const std::string flow = get<std::string>(t.As<Napi::Object>(), "flow", "patch");
-        TemporalParams params;
-        if (flow == "ultrafast") params.flowPreset = 0;
-        else if (flow == "fast") params.flowPreset = 1;
-        else if (flow == "medium") params.flowPreset = 2;
-        else if (flow == "patch") params.flowPreset = kFlowPatch;
-        else {
+        std::string problem;
+        job.stream = streamFor(t.As<Napi::Object>(), get<int>(o, "keyframeInterval", 1), &problem);
+        if (!job.stream) {
           delete p;
-          throw makeError(env, "ERR_INVALID_ARGUMENT", "temporal.flow must be ultrafast, fast, patch or medium");
+          throw makeError(env, "ERR_INVALID_ARGUMENT", problem);
         }
-        if (!stream || stream->interval() != interval || stream->flowPreset() != params.flowPreset) {
-          stream = std::make_shared<TemporalStream>(interval, params);
-        }
-        stream->lastUse = ++useClock_;
-        job.stream = stream;
-        job.seq = stream->enqueue(&job.keyframe);
+        job.seq = job.stream->enqueue();
         job.frameNumber = int64_t(get<double>(t.As<Napi::Object>(), "frame", -1));
-        if (streams_.size() > kMaxStreams) evictOldestStream();
       }
     }
     Napi::Promise promise = p->deferred.Promise();
@@ -263,14 +250,68 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
   }
 
   Napi::Value close(const Napi::CallbackInfo& info) {
+    for (auto& [id, stream] : streams_) flush(*stream);
     shutdown();
     streams_.clear();
     return info.Env().Undefined();
   }
 
+  // A stream's frames (videos, cameras): its state is carried over from frame to frame. A stream
+  // asked for with other settings starts afresh. Null (and `problem`) for options that make no sense.
+  std::shared_ptr<TemporalStream> streamFor(const Napi::Object& t, int keyframeInterval, std::string* problem) {
+    TemporalParams params;
+    const std::string flow = get<std::string>(t, "flow", "patch");
+    if (flow == "ultrafast") params.flowPreset = 0;
+    else if (flow == "fast") params.flowPreset = 1;
+    else if (flow == "medium") params.flowPreset = 2;
+    else if (flow == "patch") params.flowPreset = kFlowPatch;
+    else {
+      *problem = "temporal.flow must be ultrafast, fast, patch or medium";
+      return nullptr;
+    }
+    KeyframePolicy policy;
+    if (keyframeInterval < 0) {
+      *problem = "keyframeInterval must be 0 (adaptive) or a whole number of frames";
+      return nullptr;
+    }
+    policy.interval = keyframeInterval;
+    policy.smooth = get<bool>(t, "smooth", false);
+    // frames held for smoothing stay in flight: fewer than the caller lets fly, or it would wait forever
+    policy.maxHold = std::max(1, std::min(policy.maxInterval - 1, get<int>(t, "maxHold", policy.maxInterval - 1)));
+    const std::string id = get<std::string>(t, "stream", "");
+    std::shared_ptr<TemporalStream>& stream = streams_[id];
+    if (!stream || stream->policy().interval != policy.interval || stream->params().flowPreset != params.flowPreset ||
+        stream->policy().smooth != policy.smooth || stream->policy().maxHold != policy.maxHold) {
+      if (stream) flush(*stream);
+      stream = std::make_shared<TemporalStream>(params, policy);
+    }
+    stream->lastUse = ++useClock_;
+    if (streams_.size() > kMaxStreams) evictOldestStream();
+    return streams_[id];
+  }
+
+  void flush(TemporalStream& stream) {
+    if (engine_) engine_->release(stream.flush());
+  }
+
+  // flushStream(id): no more frames for now: frames held for smoothing leave with what is known.
+  Napi::Value flushStream(const Napi::CallbackInfo& info) {
+    if (info.Length() > 0 && info[0].IsString()) {
+      auto it = streams_.find(info[0].As<Napi::String>().Utf8Value());
+      if (it != streams_.end()) flush(*it->second);
+    }
+    return info.Env().Undefined();
+  }
+
   // endStream(id): forget a stream's temporal state (frames in flight keep theirs until they settle).
   Napi::Value endStream(const Napi::CallbackInfo& info) {
-    if (info.Length() > 0 && info[0].IsString()) streams_.erase(info[0].As<Napi::String>().Utf8Value());
+    if (info.Length() > 0 && info[0].IsString()) {
+      auto it = streams_.find(info[0].As<Napi::String>().Utf8Value());
+      if (it != streams_.end()) {
+        flush(*it->second);
+        streams_.erase(it);
+      }
+    }
     return info.Env().Undefined();
   }
 
@@ -279,6 +320,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     for (auto it = streams_.begin(); it != streams_.end(); ++it) {
       if (it->second->lastUse < oldest->second->lastUse) oldest = it;
     }
+    flush(*oldest->second);
     streams_.erase(oldest);
   }
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveModel } from '../lib/models';
 import { native, projectRoot, type FlowPreset, type StageTimings } from '../lib/native';
-import { FAST_SETTINGS } from '../lib/render';
+import { FAST_SETTINGS, type KeyframeInterval } from '../lib/render';
 import { scoreVideo, type VideoScore } from '../lib/quality';
 import { openSegmenter } from '../lib/segmenter';
 import { modelOnly } from './model-only';
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
   }
 
   // Quality per mode: per-frame, temporal matting, and temporal with keyframes every 2 and 3 frames.
-  const modes: { name: string; temporal: boolean; keyframeInterval: number; int8?: boolean; flow?: FlowPreset }[] = [
+  const modes: { name: string; temporal: boolean; keyframeInterval: KeyframeInterval; int8?: boolean; flow?: FlowPreset; smooth?: boolean }[] = [
     { name: 'per-frame', temporal: false, keyframeInterval: 1 },
     { name: 'temporal', temporal: true, keyframeInterval: 1 },
     { name: 'temporal k=2', temporal: true, keyframeInterval: 2 },
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   // with an int8 model made (bgrm models quantize u2netp): int8 per-frame, and --fast's settings
   const int8Model = await resolveModel('u2netp-int8').catch(() => undefined);
   if (int8Model) {
-    modes.push({ name: 'int8', temporal: false, keyframeInterval: 1, int8: true }, { name: 'int8 k=3 (--fast)', temporal: true, int8: true, ...FAST_SETTINGS });
+    modes.push({ name: 'int8', temporal: false, keyframeInterval: 1, int8: true }, { name: 'int8 auto (--fast)', temporal: true, int8: true, smooth: true, ...FAST_SETTINGS });
   } else log('(no u2netp-int8: make it with bgrm models quantize u2netp --calibration VIDEO to add int8 modes)');
   const quality: (VideoScore & { mode: string })[] = [];
   if (args.quality) {
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     for (const s of seqs) {
       const cells: string[] = [];
       for (const m of modes) {
-        const score = await scoreVideo(m.int8 ? int8! : segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval, flow: m.flow });
+        const score = await scoreVideo(m.int8 ? int8! : segmenter, path.join(args.testdata, 'davis', s), { temporal: m.temporal, keyframeInterval: m.keyframeInterval, flow: m.flow, smooth: m.smooth });
         quality.push({ ...score, mode: m.name });
         cells.push(`${score.iou.toFixed(3)} / ${score.flicker.toFixed(4)} / ${score.fps.toFixed(1)}`.padStart(26));
       }

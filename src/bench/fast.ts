@@ -1,139 +1,142 @@
-// npm run bench:fast: `bgrm process VIDEO -o DIR` end to end on an 854x480 H.264 video made from the
-// DAVIS frames: per-frame float u2netp, per-frame int8 and --fast with --threads 2, then --fast with
-// the default threads, in the same run, with frames/s, the ratios and milliseconds per stage, and the
-// machine's speed against the day the 24 frames/s goal was set. Then quality on every DAVIS sequence
-// (every frame, in order): IoU and flicker of --fast's settings against per-frame float.
-import { execFile, spawn } from 'node:child_process';
+// npm run bench:fast: quality and speed of the video modes, per sequence, on video input. Every
+// DAVIS sequence of davis/ and davis-fast/ becomes an 854x480 H.264 file; `bgrm process FILE -o DIR
+// --format mask` runs on it as per-frame float u2netp, temporal (float, the model on every frame)
+// and --fast (int8, adaptive keyframes). For each sequence and mode: IoU against the ground truth,
+// background flicker, model runs per frame and frames/s (start-up excluded); the worst sequence of
+// each mode; and --fast's frames/s over all davis-fast frames against float u2netp model-only
+// frames/s measured in the same run.
+import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { resolveModel } from '../lib/models';
 import { projectRoot } from '../lib/native';
-import { scoreVideo, type VideoScore } from '../lib/quality';
-import { installQuantized } from '../lib/quantize';
-import { FAST_SETTINGS } from '../lib/render';
-import { openSegmenter } from '../lib/segmenter';
+import { greyOf, iou } from '../lib/quality';
+import { arg, benchModels, runProcess } from './common';
 import { modelOnly } from './model-only';
-
-const cli = path.join(projectRoot, 'bin', 'run.js');
-/** Float u2netp, model only, 2 threads, when issue 5 set the 24 frames/s goal: 7.9 runs/s. */
-const ISSUE_FLOAT_MS = 1000 / 7.9;
 
 interface Summary {
   frames: number;
   succeeded: number;
   seconds: number;
   framesPerSecond: number;
-  stageMs: Record<string, number>;
-  model: string;
   modelRuns: number;
+  stageMs: Record<string, number>;
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+interface Score {
+  iou: number;
+  flicker: number;
+  frames: number;
+  modelRuns: number;
+  seconds: number;
 }
 
-/** All DAVIS sequences one after another (scene cuts between them), 24 fps, 854x480 H.264. */
-async function makeVideo(davis: string, file: string): Promise<number> {
-  const list: string[] = [];
-  for (const s of (await fs.readdir(davis)).sort()) {
-    for (const f of (await fs.readdir(path.join(davis, s))).filter((n) => n.endsWith('.jpg')).sort()) {
-      list.push(`file '${path.join(davis, s, f)}'\nduration 0.041666667`);
+const MODES = [
+  { name: 'per-frame', args: ['--model', 'u2netp', '--no-temporal'] },
+  { name: 'temporal', args: ['--model', 'u2netp'] },
+  { name: '--fast', args: ['--fast'] },
+] as const;
+
+async function makeVideo(dir: string, file: string): Promise<void> {
+  await promisify(execFile)('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-framerate', '24', '-i', path.join(dir, '%05d.jpg'), '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '20', file]);
+}
+
+/** IoU (alpha >= 128 against the mask) and background flicker of a folder of output masks (000000.png ...). */
+async function scoreMasks(outDir: string, gtDir: string, summary: Summary): Promise<Score> {
+  const gtNames = (await fs.readdir(gtDir)).filter((f) => f.endsWith('.png')).sort();
+  let iouSum = 0;
+  let flickerSum = 0;
+  let pairs = 0;
+  let prev: { a: Buffer; g: Buffer } | undefined;
+  for (let i = 0; i < gtNames.length; i++) {
+    const a = (await greyOf(await fs.readFile(path.join(outDir, `${String(i).padStart(6, '0')}.png`)))).data;
+    const g = (await greyOf(await fs.readFile(path.join(gtDir, gtNames[i])))).data;
+    iouSum += iou(a, g);
+    if (prev) {
+      let sum = 0;
+      let n = 0;
+      for (let p = 0; p < a.length; p++) {
+        if (g[p] < 128 && prev.g[p] < 128) {
+          sum += Math.abs(a[p] - prev.a[p]);
+          n++;
+        }
+      }
+      if (n > 0) {
+        flickerSum += sum / n / 255;
+        pairs++;
+      }
     }
+    prev = { a, g };
   }
-  const listFile = `${file}.txt`;
-  await fs.writeFile(listFile, list.join('\n') + '\n');
-  await promisify(execFile)('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', listFile, '-r', '24', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '20', file]);
-  return list.length;
+  return { iou: iouSum / gtNames.length, flicker: pairs ? flickerSum / pairs : 0, frames: gtNames.length, modelRuns: summary.modelRuns, seconds: summary.seconds };
 }
 
-function runProcess(args: string[]): Promise<Summary> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'process', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Summary) : reject(new Error(`bgrm process ${args.join(' ')} failed (${code}): ${err.slice(-500)}`))));
-  });
-}
-
-const stageLine = (s: Summary) =>
-  Object.entries(s.stageMs)
-    .map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(1)}`)
-    .join(', ');
+const f3 = (x: number) => x.toFixed(3);
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
 async function main(): Promise<void> {
   const testdata = path.resolve(arg('testdata', path.join(projectRoot, '..', 'shared', 'testdata')));
-  const davis = path.join(testdata, 'davis');
-  if (!existsSync(davis)) throw new Error(`DAVIS frames not found: ${davis} (pass --testdata DIR)`);
-  const threads = arg('threads', '2');
+  const sets = ['davis', 'davis-fast'].filter((s) => existsSync(path.join(testdata, s)));
+  if (sets.length === 0) throw new Error(`no DAVIS frames under ${testdata} (pass --testdata DIR)`);
+  const only = arg('sequences', '');
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-bench-fast-'));
   try {
-    // Its own models folder (the float model linked in), so the user's int8 model is left alone.
-    const floatModel = (await resolveModel('u2netp')).path;
-    process.env.BGRM_MODELS_DIR = path.join(tmp, 'models');
-    await fs.mkdir(process.env.BGRM_MODELS_DIR);
-    await fs.symlink(floatModel, path.join(process.env.BGRM_MODELS_DIR, 'u2netp.onnx'));
-    const video = path.join(tmp, 'davis-854x480.mp4');
-    const frames = await makeVideo(davis, video);
-    console.log(`bgrm --fast benchmark: ${frames} frames, 854x480 H.264, --threads ${threads}, ${os.availableParallelism()} cores`);
-    // The int8 model, made outside the timed runs (as `process --fast` would on first use).
-    const q = await installQuantized('u2netp', { calibration: video });
-    console.log(`int8 model: ${q.path} (${q.upToDate ? 'already made' : `made in ${q.seconds.toFixed(1)} s`}; ${q.fusion?.qlinearConv ?? '?'} QLinearConv)`);
-
-    const t = ['--threads', threads];
-    const runs: [string, string[]][] = [
-      ['per-frame float u2netp', ['--model', 'u2netp', '--no-temporal', ...t]],
-      ['int8 per-frame', ['--model', 'u2netp-int8', '--no-temporal', ...t]],
-      ['--fast', ['--fast', ...t]],
-      // bgrm's default thread layout: one single-threaded model run per core
-      ['--fast, default threads', ['--fast']],
-    ];
-    const results: Record<string, Summary> = {};
-    for (const [label, extra] of runs) {
-      const out = path.join(tmp, label.replace(/\W+/g, '-'));
-      const s = await runProcess([video, '-o', out, ...extra]);
-      results[label] = s;
-      await fs.rm(out, { recursive: true, force: true });
-      console.log(`${label.padEnd(24)} ${s.framesPerSecond.toFixed(2).padStart(6)} frames/s end to end (${s.succeeded}/${s.frames} in ${s.seconds.toFixed(1)} s, model ${s.model} on ${s.modelRuns} frames)`);
-      console.log(`${''.padEnd(24)} mean ms per frame: ${stageLine(s)}`);
-    }
-    const base = results['per-frame float u2netp'].framesPerSecond;
-    const fastest = Math.max(results['--fast'].framesPerSecond, results['--fast, default threads'].framesPerSecond);
-    console.log(
-      `--fast / per-frame float: x${(results['--fast'].framesPerSecond / base).toFixed(2)} (default threads x${(results['--fast, default threads'].framesPerSecond / base).toFixed(2)}); ` +
-        `int8 / float per-frame: x${(results['int8 per-frame'].framesPerSecond / base).toFixed(2)}; target 24 frames/s`,
-    );
-    // How fast this machine is today against the day the goal was set (the same float model alone):
-    // every stage here is CPU work, so the goal scales with it.
-    const floatMs = 1000 / (await modelOnly(floatModel, 2, 20));
-    const factor = floatMs / ISSUE_FLOAT_MS;
-    console.log(
-      `machine speed: float u2netp alone ${floatMs.toFixed(0)} ms per run at 2 threads (${ISSUE_FLOAT_MS.toFixed(0)} ms when the goal was set): ` +
-        `${factor.toFixed(2)}x slower; --fast scaled to that machine ~${(fastest * factor).toFixed(1)} frames/s (an estimate)`,
-    );
-
-    if (!process.argv.includes('--no-quality')) {
-      const float = await openSegmenter({ model: 'u2netp', threads: Number(threads) });
-      const int8 = await openSegmenter({ model: 'u2netp-int8', threads: Number(threads) });
-      console.log(`DAVIS (every frame, in order): IoU / flicker, per-frame float vs --fast (int8, keyframes every ${FAST_SETTINGS.keyframeInterval}, ${FAST_SETTINGS.flow} flow)`);
-      const rows: [VideoScore, VideoScore][] = [];
-      for (const s of (await fs.readdir(davis)).sort()) {
-        const a = await scoreVideo(float.segmenter, path.join(davis, s));
-        const b = await scoreVideo(int8.segmenter, path.join(davis, s), { temporal: true, ...FAST_SETTINGS });
-        rows.push([a, b]);
-        console.log(`  ${s.padEnd(16)} ${a.iou.toFixed(3)} / ${a.flicker.toFixed(4)}   ${b.iou.toFixed(3)} / ${b.flicker.toFixed(4)}   IoU ${(b.iou - a.iou >= 0 ? '+' : '') + (b.iou - a.iou).toFixed(3)}`);
+    const sequences: { set: string; name: string; dir: string; video: string }[] = [];
+    for (const set of sets) {
+      for (const name of (await fs.readdir(path.join(testdata, set))).sort()) {
+        const dir = path.join(testdata, set, name);
+        if (!(await fs.stat(dir)).isDirectory() || (only && !only.split(',').includes(name))) continue;
+        const video = path.join(tmp, `${name}.mp4`);
+        await makeVideo(dir, video);
+        sequences.push({ set, name, dir, video });
       }
-      float.segmenter.close();
-      int8.segmenter.close();
-      const mean = (f: (r: [VideoScore, VideoScore]) => number) => rows.reduce((n, r) => n + f(r), 0) / rows.length;
+    }
+    // int8 calibrated on one davis video (as a user's first --fast run would), outside the timed runs
+    const models = await benchModels(tmp, sequences.find((s) => s.name === 'dance-twirl')?.video ?? sequences[0].video);
+    const floatFps = await modelOnly(models.float, 2, 20);
+    console.log(
+      `bench:fast: ${sequences.length} sequences as 854x480 H.264, ${os.availableParallelism()} cores, default thread layout; ${models.int8Note}; ` +
+        `float u2netp model-only ${floatFps.toFixed(2)} frames/s (${(1000 / floatFps).toFixed(0)} ms, 2 threads, this run)`,
+    );
+    console.log(`${'sequence'.padEnd(18)} ${MODES.map((m) => `${m.name}: IoU  flicker  runs/f  fps`.padEnd(40)).join('')}`);
+    const rows: { set: string; name: string; scores: Score[] }[] = [];
+    for (const s of sequences) {
+      const scores: Score[] = [];
+      for (const m of MODES) {
+        const out = path.join(tmp, 'out');
+        const summary = await runProcess<Summary>([s.video, '-o', out, '--format', 'mask', '--quiet', ...m.args]);
+        scores.push(await scoreMasks(out, s.dir, summary));
+        await fs.rm(out, { recursive: true, force: true });
+      }
+      rows.push({ set: s.set, name: s.name, scores });
+      const base = scores[0];
       console.log(
-        `  mean IoU ${mean((r) => r[0].iou).toFixed(4)} -> ${mean((r) => r[1].iou).toFixed(4)} (${(mean((r) => r[1].iou) - mean((r) => r[0].iou)).toFixed(4)}; limit -0.02), ` +
-          `flicker x${(mean((r) => r[1].flicker) / mean((r) => r[0].flicker)).toFixed(3)}`,
+        `${s.name.padEnd(18)} ` +
+          scores
+            .map((x, i) => `${f3(x.iou)}${i > 0 ? ` (${signed(x.iou - base.iou)})` : '         '} ${x.flicker.toFixed(4)} ${(x.modelRuns / x.frames).toFixed(2)} ${(x.frames / x.seconds).toFixed(1).padStart(5)}`.padEnd(40))
+            .join(''),
       );
+    }
+    for (const set of [...sets, 'all']) {
+      const r = rows.filter((x) => set === 'all' || x.set === set);
+      if (r.length === 0) continue;
+      console.log(`${set} (${r.length} sequences):`);
+      const mean = (f: (x: (typeof r)[number]) => number) => r.reduce((n, x) => n + f(x), 0) / r.length;
+      for (let i = 1; i < MODES.length; i++) {
+        const worst = r.reduce((w, x) => (x.scores[i].iou - x.scores[0].iou < w.scores[i].iou - w.scores[0].iou ? x : w));
+        const frames = r.reduce((n, x) => n + x.scores[i].frames, 0);
+        const seconds = r.reduce((n, x) => n + x.scores[i].seconds, 0);
+        const runs = r.reduce((n, x) => n + x.scores[i].modelRuns, 0);
+        console.log(
+          `  ${MODES[i].name.padEnd(9)} IoU ${f3(mean((x) => x.scores[i].iou))} vs per-frame ${f3(mean((x) => x.scores[0].iou))} (${signed(mean((x) => x.scores[i].iou - x.scores[0].iou))}), ` +
+            `worst ${worst.name} ${signed(worst.scores[i].iou - worst.scores[0].iou)}; flicker x${(mean((x) => x.scores[i].flicker) / mean((x) => x.scores[0].flicker)).toFixed(3)}; ` +
+            `${(runs / frames).toFixed(3)} model runs per frame; ${(frames / seconds).toFixed(2)} frames/s = x${(frames / seconds / floatFps).toFixed(2)} float model-only`,
+        );
+      }
+      const pfFrames = r.reduce((n, x) => n + x.scores[0].frames, 0);
+      const pfSeconds = r.reduce((n, x) => n + x.scores[0].seconds, 0);
+      console.log(`  per-frame ${(pfFrames / pfSeconds).toFixed(2)} frames/s = x${(pfFrames / pfSeconds / floatFps).toFixed(2)} float model-only`);
     }
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });

@@ -1,26 +1,15 @@
 // npm run bench:stream: one camera streamed at 5, 10 and 24 fps through one worker (all cores), then
 // through two workers of one thread each, on a real local broker. Prints achieved fps, end-to-end
 // latency p50/p95/p99 (capture timestamp -> PNG durable) and the consumer lag when capture ends.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as Kafka from 'node-rdkafka';
 import { projectRoot } from '../lib/native';
+import { runCli as run } from './common';
 
-const cli = path.join(projectRoot, 'bin', 'run.js');
 const kafka = path.join(projectRoot, 'scripts', 'kafka', 'kafka.sh');
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function lag(brokers: string, topic: string, group: string): Promise<number> {
   const c = new Kafka.KafkaConsumer({ 'metadata.broker.list': brokers, 'group.id': group, 'enable.auto.commit': false }, {});

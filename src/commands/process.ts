@@ -39,7 +39,10 @@ export default class Process extends Command {
     format: Flags.string({ description: 'rgba: cut-out with alpha; mask: the 8-bit mask alone (default: rgba; mask with --output-topic)', options: ['rgba', 'mask'] }),
     background: Flags.string({ description: "composite onto a colour ('#00ff00', white) or an image file instead of transparency" }),
     temporal: Flags.boolean({ description: 'temporal matting: carry the matte along optical flow between frames of a video or camera (default: on for videos and Kafka streams, off for photos)', allowNo: true }),
-    'keyframe-interval': Flags.integer({ description: 'with temporal matting, run the model on every K-th frame only; optical flow carries the others (default 1)', min: 1, max: 30 }),
+    'keyframe-interval': Flags.string({
+      description:
+        'with temporal matting, run the model on every K-th frame only and let optical flow carry the matte between; auto: whenever the carried edge has become unreliable, at least every 4th frame (default 1; auto with --fast)',
+    }),
     fast: Flags.boolean({
       description:
         'the fastest setting that keeps IoU within 0.02 of per-frame float: the int8 model (made once, calibrated on the first frames of a local input, when missing), and for videos and cameras the model on every 3rd frame with optical flow between',

@@ -5,7 +5,7 @@ import { BgrmError } from './errors';
 import type { FrameSink, FrameSource } from './frame';
 import { isVideoPath } from './paths';
 import { runPipeline, type PipelineSummary } from './pipeline';
-import { renderOptions, type RenderJob } from './render';
+import { renderOptions, type KeyframeInterval, type RenderJob } from './render';
 import { openSegmenter, threadLayout, type SegmenterConfig } from './segmenter';
 import { FileSink } from './sinks/files';
 import { StdoutSink } from './sinks/stdout';
@@ -28,7 +28,9 @@ export interface LocalSummary extends PipelineSummary {
   parallelRuns: number;
   output: string;
   temporal: boolean;
-  keyframeInterval: number;
+  keyframeInterval: KeyframeInterval;
+  /** Frames between model runs were smoothed with the next run (a video file with keyframes). */
+  smoothed: boolean;
 }
 
 async function isDirectory(p: string): Promise<boolean> {
@@ -88,6 +90,9 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
   const p = await plan(job);
   const processOptions = await renderOptions(job, p.encoding);
   const { segmenter, model, info } = await openSegmenter(job);
+  const temporal = job.temporal ?? !!p.video;
+  // a file is read to its end: frames between model runs can wait for the next run (no live viewer)
+  const smoothed = temporal && !!p.video && (job.keyframeInterval ?? 1) !== 1;
   try {
     const summary = await runPipeline({
       source: p.source,
@@ -98,11 +103,12 @@ export async function runLocal(job: LocalJob): Promise<LocalSummary> {
       onProgress: job.onProgress,
       signal: job.signal,
       // photos are unrelated unless asked (--temporal treats sorted files as one sequence)
-      temporal: job.temporal ?? !!p.video,
+      temporal,
       keyframeInterval: job.keyframeInterval,
       flow: job.flow,
+      smooth: smoothed,
     });
-    return { ...summary, temporal: job.temporal ?? !!p.video, keyframeInterval: job.keyframeInterval ?? 1, model: model.name, device: info.device, threads: info.threads, parallelRuns: threadLayout(job).inferenceThreads, output: p.output };
+    return { ...summary, temporal, keyframeInterval: job.keyframeInterval ?? 1, smoothed, model: model.name, device: info.device, threads: info.threads, parallelRuns: threadLayout(job).inferenceThreads, output: p.output };
   } finally {
     segmenter.close();
   }

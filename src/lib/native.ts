@@ -58,10 +58,16 @@ export interface ProcessOptions {
   maxSide?: number;
   /**
    * A frame of a video stream (frames of one stream submitted in order): temporal matting carries
-   * the stream's matte along optical flow; a gap in `frame` or a scene cut starts afresh.
+   * the stream's matte along optical flow; a gap in `frame` or a scene cut starts afresh. With
+   * `smooth`, frames between model runs are held (at most `maxHold`, fewer than the frames the
+   * caller keeps in flight) until the next run, whose matte is carried back to them: for files,
+   * not for live streams. `flushStream` lets held frames go at the end of the input.
    */
-  temporal?: { stream: string; frame: number; flow?: FlowPreset };
-  /** With `temporal`: run the model on every K-th frame of the stream only (default 1). */
+  temporal?: { stream: string; frame: number; flow?: FlowPreset; smooth?: boolean; maxHold?: number };
+  /**
+   * With `temporal`: 1 runs the model on every frame (default), K > 1 on every K-th, 0 when the
+   * carried matte's edge has become unreliable (adaptive; at least every 4th frame).
+   */
   keyframeInterval?: number;
 }
 
@@ -83,7 +89,9 @@ export interface NativeSegmenter {
   load(): Promise<SegmenterInfo>;
   process(input: Buffer, options?: ProcessOptions): Promise<ProcessResult>;
   info(): SegmenterInfo;
-  /** Forgets a stream's temporal state. */
+  /** No more frames of this stream for now: frames held for smoothing leave with what is known. */
+  flushStream(stream: string): void;
+  /** Forgets a stream's temporal state (after flushing it). */
   endStream(stream: string): void;
   close(): void;
 }

@@ -3,6 +3,7 @@
 import type { Frame, FrameSink, FrameSource } from './frame';
 import { errorCode, errorMessage } from './errors';
 import type { FlowPreset, NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
+import { nativeKeyframeInterval, type KeyframeInterval } from './render';
 
 export interface FrameFailure {
   origin: string;
@@ -79,8 +80,13 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   /** Temporal matting: frames of one camera (cameraId) form a stream, in frameNumber order. */
   temporal?: boolean;
-  keyframeInterval?: number;
+  keyframeInterval?: KeyframeInterval;
   flow?: FlowPreset;
+  /**
+   * Temporal smoothing for a finite source (a video file): frames between model runs wait for the
+   * next run, whose matte is carried back to them. Not for live streams (it adds latency).
+   */
+  smooth?: boolean;
   /** Live depth statistics, when the caller reads them while the run goes on (a worker's status records). */
   depth?: DepthStats;
 }
@@ -107,7 +113,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     let options = frame.raw ? { ...opts.processOptions, raw: frame.raw } : opts.processOptions;
     if (opts.temporal) {
       streams.add(frame.cameraId);
-      options = { ...options, temporal: { stream: frame.cameraId, frame: frame.frameNumber, flow: opts.flow }, keyframeInterval: opts.keyframeInterval ?? 1 };
+      const temporal = { stream: frame.cameraId, frame: frame.frameNumber, flow: opts.flow, smooth: !!opts.smooth, maxHold: opts.concurrency - 1 };
+      options = { ...options, temporal, keyframeInterval: nativeKeyframeInterval(opts.keyframeInterval) };
     }
     return opts.segmenter.process(frame.bytes, options).then(
       (result) => ({ frame, result }),
@@ -199,6 +206,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   }
   // A source left early (stopped, or the sink failed) cleans up (a video's decoder is stopped).
   if (!exhausted && !waiting) await iterator.return?.(undefined).catch(() => undefined);
+  // No more frames: frames a stream holds for smoothing leave now.
+  for (const s of streams) opts.segmenter.flushStream(s);
   pulling = false;
   wake();
   await settler;

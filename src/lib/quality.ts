@@ -90,12 +90,22 @@ export interface VideoScore extends SequenceScore {
 export async function scoreVideo(
   segmenter: import('./native').NativeSegmenter,
   dir: string,
-  opts: { temporal?: boolean; keyframeInterval?: number; flow?: import('./native').FlowPreset; concurrency?: number; maxFrames?: number } = {},
+  opts: {
+    temporal?: boolean;
+    keyframeInterval?: import('./render').KeyframeInterval;
+    flow?: import('./native').FlowPreset;
+    /** Smoothing, as for a video file (see PipelineOptions.smooth). */
+    smooth?: boolean;
+    concurrency?: number;
+    maxFrames?: number;
+  } = {},
 ): Promise<VideoScore> {
   const { promises: fs } = await import('node:fs');
   const path = await import('node:path');
   const names = (await fs.readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().slice(0, opts.maxFrames);
   const stream = `score:${dir}:${Math.random()}`;
+  const { defaultConcurrency, nativeKeyframeInterval } = await import('./render');
+  const concurrency = opts.concurrency ?? (opts.temporal ? defaultConcurrency(opts.keyframeInterval) : 3);
   const started = performance.now();
   // A stream's order is the order of process() calls, so reads (which may finish in any order) are
   // chained: each frame is submitted after the one before it was submitted (not finished).
@@ -106,7 +116,9 @@ export async function scoreVideo(
       result: segmenter.process(jpg, {
         output: 'mask',
         encoding: 'raw',
-        ...(opts.temporal ? { temporal: { stream, frame: i, flow: opts.flow }, keyframeInterval: opts.keyframeInterval ?? 1 } : {}),
+        ...(opts.temporal
+          ? { temporal: { stream, frame: i, flow: opts.flow, smooth: !!opts.smooth, maxHold: concurrency - 1 }, keyframeInterval: nativeKeyframeInterval(opts.keyframeInterval) }
+          : {}),
       }),
     }));
     submitted = submission;
@@ -117,10 +129,16 @@ export async function scoreVideo(
   const masks: RawImage[] = [];
   let modelRuns = 0;
   let next = 0;
+  let flushed = false;
   while (masks.length < names.length) {
-    while (next < names.length && pending.length < (opts.concurrency ?? 3)) {
+    while (next < names.length && pending.length < concurrency) {
       pending.push(run(names[next], next));
       next++;
+    }
+    if (next === names.length && opts.temporal && !flushed) {
+      flushed = true;
+      await submitted; // the last frame is in: frames held for smoothing may leave
+      segmenter.flushStream(stream);
     }
     const r = (await pending.shift()!) as RawImage & { timings?: { inferMs: number } };
     if ((r.timings?.inferMs ?? 1) > 0) modelRuns++;

@@ -66,12 +66,20 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
   });
 
   // (--model u2netp: the int8 model that --fast makes and prefers is tested in test/integration/quantize.test.ts)
-  it('--fast on a video: temporal matting, the model on every 3rd frame; --no-temporal: every frame alone', async () => {
+  it('--fast on a video: adaptive keyframes, smoothed; a fixed interval; --no-temporal: every frame alone', async () => {
     const fast = await runCli(['process', video, '-o', path.join(tmp, 'fast'), '--max-frames', '9', '--fast', '--model', 'u2netp', '--json']);
     expect(fast.code).toBe(0);
     const summary = JSON.parse(fast.stdout.toString());
+    expect(summary).toMatchObject({ succeeded: 9, temporal: true, keyframeInterval: 'auto', smoothed: true });
+    // the model runs at least every 4th frame (0, then by 4 and by 8), and where the matte needs it
+    expect(summary.modelRuns).toBeGreaterThanOrEqual(3);
+    expect(summary.modelRuns).toBeLessThanOrEqual(9);
+    const fixed = await runCli(['process', video, '-o', path.join(tmp, 'fixed'), '--max-frames', '9', '--keyframe-interval', '3', '--json']);
     // frames 0, 3 and 6 run the model; optical flow carries the rest (no cut in these 9 frames)
-    expect(summary).toMatchObject({ succeeded: 9, temporal: true, keyframeInterval: 3, modelRuns: 3 });
+    expect(JSON.parse(fixed.stdout.toString())).toMatchObject({ succeeded: 9, keyframeInterval: 3, modelRuns: 3 });
+    const bad = await runCli(['process', video, '-o', path.join(tmp, 'bad'), '--keyframe-interval', 'often']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--keyframe-interval must be auto or a whole number');
     const plain = await runCli(['process', video, '-o', path.join(tmp, 'plain'), '--max-frames', '2', '--no-temporal', '--json']);
     expect(JSON.parse(plain.stdout.toString())).toMatchObject({ succeeded: 2, temporal: false, modelRuns: 2 });
     // the first frame of a stream is the model's own matte through the contrast curve, so it differs from per-frame

@@ -1,0 +1,136 @@
+// A stream's two ordered stages, its keyframe policy, and the frames it holds for smoothing.
+#include "stream.h"
+
+#include <algorithm>
+
+#include "engine.h"
+
+namespace bgrm {
+
+namespace {
+TemporalParams withBackward(TemporalParams p, bool smooth) {
+  p.backward = smooth;  // smoothing carries mattes back: the motion stage measures that way too
+  return p;
+}
+}  // namespace
+
+TemporalStream::TemporalStream(const TemporalParams& params, const KeyframePolicy& policy)
+    : params_(withBackward(params, policy.smooth)), policy_(policy), motion_(params_), filter_(params_) {}
+
+int64_t TemporalStream::enqueue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ending_ = false;  // more frames: an earlier flush is over
+  return submitted_++;
+}
+
+bool TemporalStream::motion(FrameJob* job) {
+  const ImageView src = job->source();
+  job->motion = motion_.estimate(src, job->frameNumber);
+  // Fixed schedules are known here (the matte stage follows them); adaptive keyframes are decided
+  // in the matte stage, which needs the matte of the frame before.
+  bool early;
+  if (job->motion->fresh || policy_.interval == 1) early = true;
+  else if (policy_.interval > 1) early = motionSince_ + 1 >= policy_.interval;
+  else early = false;
+  motionSince_ = early ? 0 : motionSince_ + 1;
+  job->scheduled = early;
+  return early;
+}
+
+void TemporalStream::motionFailed() {
+  motion_.reset();
+  motionSince_ = 0;
+}
+
+bool TemporalStream::needsPrediction(const FrameJob& job) {
+  if (filter_.empty()) return true;  // nothing carried: a first frame, a gap, a new scene
+  if (policy_.interval >= 1) return job.scheduled;
+  if (since_ + 1 >= policy_.maxInterval) return true;
+  if (policy_.smooth && int(held_.size()) >= policy_.maxHold) return true;
+  // no subject (no edge): only the schedule's bound (measured: checking more often cost IoU)
+  return filter_.edgeRisk(policy_.uncertain, policy_.bandRadius) > policy_.edgeRisk;
+}
+
+void TemporalStream::releaseHeld(std::vector<Ready>& out) {
+  for (FrameJob* h : held_) {
+    out.push_back({h, alphaOf(h->forward.matte, params_.contrast, h->width, h->height)});
+    h->forward = MatteEstimate();
+  }
+  held_.clear();
+}
+
+TemporalStream::Step TemporalStream::matte(FrameJob* job) {
+  Step step;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!job->errorCode.empty()) {
+    // A failed frame takes its turn: the frames before it leave as they are, the next starts afresh.
+    releaseHeld(step.ready);
+    filter_.reset();
+    since_ = 0;
+    step.ready.push_back({job, Image()});
+    stepped_ = job->seq + 1;
+    return step;
+  }
+  if (!job->carried) {
+    filter_.carry(*job->motion);
+    job->carried = true;
+    job->motion->map.release();  // only the carry back is still needed (smoothing)
+    job->motion->noise.release();
+  }
+  const bool need = needsPrediction(*job);
+  bool predicted = !job->alpha.pixels.empty();
+  if (need && !predicted) {
+    step.needPrediction = true;
+    step.prefetchNext = policy_.interval == 0 && since_ == 0;
+    return step;
+  }
+  // A prediction started early but not needed is left out: measured, corrections the policy did not
+  // ask for (on frames the flow found hard) made the matte worse, not better.
+  if (predicted && !need) predicted = false;
+  if (predicted) {
+    filter_.correct(job->alpha);
+    since_ = 0;
+  } else {
+    ++since_;
+  }
+  job->alpha = Image();
+  stepped_ = job->seq + 1;
+  const bool last = ending_ && job->seq == last_;
+  if (policy_.smooth && !predicted && !last) {
+    job->forward = {filter_.estimate().matte.clone(), filter_.estimate().variance.clone()};
+    held_.push_back(job);
+    return step;
+  }
+  if (predicted && !held_.empty()) {
+    // The matte of this model run, carried back to each held frame (from the frame after it),
+    // blended with what was carried forward to it.
+    MatteEstimate back{filter_.estimate().matte.clone(), filter_.estimate().variance.clone()};
+    std::vector<Image> alphas(held_.size());
+    const FrameJob* after = job;
+    for (size_t i = held_.size(); i-- > 0;) {
+      alphas[i] = smoothedAlpha(held_[i]->forward, back, after->motion->backMap, after->motion->backNoise, params_.contrast, held_[i]->width,
+                                held_[i]->height);
+      after = held_[i];
+    }
+    for (size_t i = 0; i < held_.size(); ++i) {
+      held_[i]->forward = MatteEstimate();
+      step.ready.push_back({held_[i], std::move(alphas[i])});
+    }
+    held_.clear();
+  } else {
+    releaseHeld(step.ready);
+  }
+  step.ready.push_back({job, alphaOf(filter_.estimate().matte, params_.contrast, job->width, job->height)});
+  return step;
+}
+
+std::vector<Ready> TemporalStream::flush() {
+  std::vector<Ready> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  ending_ = true;
+  last_ = submitted_ - 1;
+  if (stepped_ > last_) releaseHeld(out);  // else the matte stage releases them at the last frame
+  return out;
+}
+
+}  // namespace bgrm
