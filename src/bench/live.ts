@@ -27,13 +27,13 @@ interface Scenario {
 /** Reads a topic from the start with read_committed; calls `onMessage` with each message's arrival time. */
 function tail(brokers: string, topic: string, onMessage: (m: Kafka.Message, atMs: number) => void): { stop: () => Promise<void> } {
   const c = new Kafka.KafkaConsumer(
-    { 'metadata.broker.list': brokers, 'group.id': `bench-${topic}-${Date.now()}`, 'enable.auto.commit': false, 'isolation.level': 'read_committed', 'enable.partition.eof': true },
+    { 'metadata.broker.list': brokers, 'group.id': `bench-${topic}-${Date.now()}`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
     { 'auto.offset.reset': 'earliest' },
   );
   let running = true;
   const loop = (async () => {
     await new Promise<void>((res, rej) => c.connect({ timeout: 10000 }, (e) => (e ? rej(new Error(e.message)) : res())));
-    c.setDefaultConsumeTimeout(50);
+    c.setDefaultConsumeTimeout(10); // a batch returns within 10 ms of its last message: arrival times stay close
     c.subscribe([topic]);
     while (running) {
       const batch = await new Promise<Kafka.Message[]>((res) => c.consume(64, (err, m) => (err ? setTimeout(() => res([]), 100) : res(m))));
@@ -56,14 +56,18 @@ async function runScenario(brokers: string, video: string, tmp: string, s: Scena
   const outTopic = `${name}-out`;
   const outDir = path.join(tmp, name);
   await ensureTopic({ brokers }, topic, 4);
+  if (s.sink === 'topic') await ensureTopic({ brokers }, outTopic, 4); // as the worker would; the reader subscribes before it starts
   const cams = [...Array(s.cameras).keys()].map((i) => `cam${i}`);
   const arrivals = new Map<string, number>(); // "cam/frame" -> when the output appeared
+  let duplicates = 0;
   let reader: { stop: () => Promise<void> } | undefined;
   const watchers: ReturnType<typeof watch>[] = [];
   if (s.sink === 'topic') {
     reader = tail(brokers, outTopic, (m, at) => {
       const h = headerMap(m.headers as KafkaHeaders);
-      arrivals.set(`${h.get('camera-id')}/${Number(h.get('frame-number'))}`, at);
+      const key = `${h.get('camera-id')}/${Number(h.get('frame-number'))}`;
+      if (arrivals.has(key)) duplicates++;
+      else arrivals.set(key, at);
     });
   } else {
     for (const cam of cams) {
@@ -115,7 +119,8 @@ async function runScenario(brokers: string, video: string, tmp: string, s: Scena
   const missing = [...captured.keys()].filter((k) => !arrivals.has(k)).length;
   const tx = summary.transactions ? `, ${summary.transactions.committed} transactions` : '';
   const line =
-    `${String(s.cameras)} x ${String(s.fps).padStart(2)} fps -> ${s.sink.padEnd(5)}: sent ${sent}, out ${arrivals.size}, missing ${missing}; ` +
+    `${String(s.cameras)} x ${String(s.fps).padStart(2)} fps -> ${s.sink.padEnd(5)}: sent ${sent}, out ${arrivals.size}, missing ${missing}` +
+    `${s.sink === 'topic' ? `, duplicates ${duplicates}` : ''}; ` +
     `latency after ${WARMUP_MS / 1000} s p50 ${percentile(lat, 0.5).toFixed(0)} p95 ${percentile(lat, 0.95).toFixed(0)} p99 ${percentile(lat, 0.99).toFixed(0)} ms ` +
     `(${lat.length} frames); depth mean ${summary.depth.mean} max ${summary.depth.max}${tx}`;
   return { line, p95: percentile(lat, 0.95) };

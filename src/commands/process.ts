@@ -59,7 +59,11 @@ export default class Process extends Command {
     brokers: Flags.string({ description: 'Kafka worker mode: bootstrap servers host:port[,...]', aliases: ['kafka-brokers'], helpGroup: 'KAFKA' }),
     topic: Flags.string({ description: 'Kafka worker mode: the frame topic to consume', helpGroup: 'KAFKA' }),
     group: Flags.string({ description: 'consumer group shared by the workers', default: 'bgrm', helpGroup: 'KAFKA' }),
-    'output-topic': Flags.string({ description: 'exactly-once output topic (transactions; value: mask PNG unless --format rgba)', helpGroup: 'KAFKA' }),
+    'output-topic': Flags.string({
+      description:
+        'exactly-once output topic (transactions; value: mask PNG unless --format rgba). Readers see a frame when its transaction commits: every 100 ms while the worker keeps up, every 16 frames or 1 s while it is behind',
+      helpGroup: 'KAFKA',
+    }),
     'output-partitions': Flags.integer({ description: 'partitions when the output topic is created', min: 1, default: 4, helpGroup: 'KAFKA' }),
     'max-message-bytes': Flags.integer({ description: 'largest output message; larger outputs are dead-lettered', min: 1024, default: 1000000, helpGroup: 'KAFKA' }),
     'dlq-topic': Flags.string({ description: 'dead-letter topic for frames that cannot be processed (default: TOPIC.dlq)', helpGroup: 'KAFKA' }),

@@ -71,10 +71,15 @@ describeWith('../shared/testdata/video and rembg', hasTestdata('video') && hasTe
       return n > first ? n : undefined;
     });
     expect(later).toBeGreaterThan(first);
-    const families = parsePrometheusTextFormat((await request(`${worker.url}/metrics`)).body.toString());
-    const e2e = families.find((f) => f.name === 'bgrm_end_to_end_seconds')!;
+    // end-to-end latency is observed when a frame becomes visible: at its transaction's commit
+    const e2e = await until('an end-to-end latency observation', async () => {
+      const families = parsePrometheusTextFormat((await request(`${worker.url}/metrics`)).body.toString());
+      return families.find((f) => f.name === 'bgrm_end_to_end_seconds' && f.metrics.length > 0);
+    });
     expect(Number(e2e.metrics[0].buckets!['+Inf'])).toBeGreaterThan(0);
+    const families = parsePrometheusTextFormat((await request(`${worker.url}/metrics`)).body.toString());
     expect(families.find((f) => f.name === 'bgrm_consumer_lag')).toBeDefined();
+    expect(families.find((f) => f.name === 'bgrm_transaction_commit_interval_seconds')).toBeDefined();
   }, 300000);
 
   it('serve sees the worker through its status records: /v1/state, /metrics and /readyz', async () => {

@@ -73,9 +73,6 @@ export class KafkaFrameSource implements FrameSource {
         'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
         'fetch.message.max.bytes': 16 * 1024 * 1024,
         'session.timeout.ms': 15000,
-        // A fetch returns as soon as the partitions are drained instead of waiting for a full batch:
-        // a caught-up live stream hands each frame on when it arrives.
-        'enable.partition.eof': true,
         ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
           if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
@@ -103,7 +100,6 @@ export class KafkaFrameSource implements FrameSource {
     await new Promise<void>((resolve, reject) =>
       consumer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
     );
-    consumer.setDefaultConsumeTimeout(200);
     // librdkafka reports a lost broker here (and reconnects by itself)
     consumer.on('event.error', () => (this.troubledAt = Date.now()));
     consumer.subscribe([this.opts.topic]);
@@ -121,10 +117,23 @@ export class KafkaFrameSource implements FrameSource {
     }
   }
 
-  /** Up to n messages; transient errors (a broker restarting) give an empty batch after a pause. */
-  private pull(n: number): Promise<Kafka.Message[]> {
+  /**
+   * Up to n messages: the first waits up to 200 ms, the rest only if they are there already, so a
+   * caught-up live stream hands each frame on when it arrives (librdkafka would otherwise wait for
+   * the whole batch, message by message). Transient errors (a broker restarting) give an empty
+   * batch after a pause.
+   */
+  private async pull(n: number): Promise<Kafka.Message[]> {
+    const first = await this.consume(1, 200);
+    if (first.length === 0 || n <= 1) return first;
+    return [...first, ...(await this.consume(n - 1, 1))];
+  }
+
+  private consume(n: number, timeoutMs: number): Promise<Kafka.Message[]> {
+    const consumer = this.consumer!;
+    consumer.setDefaultConsumeTimeout(timeoutMs);
     return new Promise((resolve, reject) =>
-      this.consumer!.consume(n, (err, msgs) => {
+      consumer.consume(n, (err, msgs) => {
         if (!err) return resolve(msgs);
         if ((err as Kafka.LibrdKafkaError & { isFatal?: boolean }).isFatal) return reject(new BgrmError('ERR_KAFKA_FATAL', err.message));
         this.troubledAt = Date.now();
