@@ -45,7 +45,7 @@ export default class Process extends Command {
     }),
     fast: Flags.boolean({
       description:
-        'the fastest setting that keeps IoU within 0.02 of per-frame float: the int8 model (made once, calibrated on the first frames of a local input, when missing), and for videos and cameras the model on every 3rd frame with optical flow between',
+        'the int8 model (made once, calibrated on a local input of 16+ frames, when missing), and for videos and cameras adaptive keyframes: the model runs when the matte carried along the optical flow has become unreliable (--keyframe-interval auto)',
       default: false,
     }),
     flow: Flags.string({

@@ -41,7 +41,7 @@ export default class Replay extends Command {
     background: Flags.string({ description: 'composite onto a colour or an image file' }),
     temporal: Flags.boolean({ description: 'temporal matting per camera (default on; --no-temporal: every frame alone)', allowNo: true }),
     'keyframe-interval': Flags.string({ description: 'with temporal matting, run the model on every K-th frame only, or auto (default 1; auto with --fast)' }),
-    fast: Flags.boolean({ description: "the same settings as a worker's --fast: the int8 model when it is made, keyframes every 3rd frame, patch flow", default: false }),
+    fast: Flags.boolean({ description: "the same settings as a worker's --fast: the int8 model when it is made, adaptive keyframes, patch flow", default: false }),
     flow: Flags.string({ description: 'optical-flow preset for temporal matting (default patch)', options: [...FLOW_PRESETS] }),
     concurrency: Flags.integer({ description: 'frames in flight (default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),

@@ -57,7 +57,7 @@ export const FAST_SETTINGS: { keyframeInterval: KeyframeInterval; flow: FlowPres
 /**
  * Frames in flight by default. With keyframes, a keyframe's model run holds up its stream (frames
  * settle in order), so the frames up to the next keyframe must already be in flight for the other
- * model run to have work: two intervals and two more (4 for every frame; 8 for --fast's every 3rd,
+ * model run to have work: two intervals and two more (4 for every frame; 8 for every 3rd,
  * measured about 15% more frames/s than 4), and at most 16, as each holds a decoded frame.
  */
 export function defaultConcurrency(keyframeInterval: KeyframeInterval = 1): number {

@@ -13,7 +13,7 @@ export default class ModelsQuantize extends Command {
   static args = { name: Args.string({ description: 'installed model (see bgrm models list)', required: true }) };
   static flags = {
     calibration: Flags.string({
-      description: 'frames to calibrate on: a folder of images (evenly spaced), an image, or a video (its first frames, every 3rd)',
+      description: 'frames to calibrate on: a folder of images (evenly spaced) or a video (its first frames, every 3rd; denser for a short clip); at least --min-frames',
       required: true,
     }),
     frames: Flags.integer({ description: 'calibration frames to use', default: DEFAULT_CALIBRATION_FRAMES, min: 1, max: 1000 }),
