@@ -4,8 +4,8 @@
 //   carry:   m' = warp(m), v' = warp(v) + q    q = q0 + qMax * (1 - rho)^gamma
 //   correct: K = v' / (v' + R), m = m' + K (p - m'), v = (1 - K) v'
 // rho (0..1) is how far the carry can be trusted at a pixel: the warped previous frame must explain
-// this one (a small 7x7 residual r: exp(-r / residualScale)) and the flow must agree with the flow
-// computed the other way (forward-backward consistency). Where the carry is trusted the variance
+// this one (a small 5x5 residual r at half size: exp(-r / residualScale)) and the flow must agree
+// with the flow computed the other way (forward-backward consistency). Where the carry is trusted the variance
 // stays small and the matte keeps its past (flicker goes); where it is not (occlusion, a fast or
 // blurred mover, a wrong flow) the variance grows and the next prediction takes over at once (no lag).
 // Between model runs the variance says where the carried matte has become unreliable; the keyframe
