@@ -17,6 +17,10 @@ struct SegmenterOptions {
   int deviceId = 0;
   int intraOpThreads = 0;  // 0: ONNX Runtime's default (one per core)
   bool allowSpinning = false;
+  // Memory (see Segmenter::Segmenter): ONNX Runtime's memory pattern planner, and one process-wide
+  // arena that grows by what is asked instead of a per-session one that doubles.
+  bool memoryPattern = false;
+  bool sharedArena = true;
   // Input size used when the model's own input shape is dynamic.
   int fallbackWidth = 320;
   int fallbackHeight = 320;

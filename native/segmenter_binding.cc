@@ -72,6 +72,8 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     options_.deviceId = get<int>(o, "deviceId", 0);
     options_.intraOpThreads = get<int>(o, "threads", 0);
     options_.allowSpinning = get<bool>(o, "spinning", false);
+    options_.memoryPattern = get<bool>(o, "memoryPattern", false);
+    options_.sharedArena = get<bool>(o, "sharedArena", true);
     options_.fallbackWidth = get<int>(o, "width", 320);
     options_.fallbackHeight = get<int>(o, "height", 320);
     options_.mean = triple(o, "mean", options_.mean);

@@ -7,6 +7,11 @@ import type { StageTimings } from './native';
 const STAGES: (keyof StageTimings)[] = ['decodeMs', 'resizeMs', 'queueMs', 'inferMs', 'matteMs', 'encodeMs', 'totalMs'];
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** The most memory this process has held at once (its peak resident set), in bytes. */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
   readonly processed: client.Counter<'source'>;
@@ -20,6 +25,7 @@ export class Metrics {
   readonly modelInfo: client.Gauge<'model' | 'onnxruntime' | 'device'>;
   readonly httpRequests: client.Counter<'route' | 'status'>;
   readonly commitInterval: client.Gauge;
+  readonly peakRss: client.Gauge;
 
   constructor(defaultLabels: Record<string, string> = {}) {
     this.registry.setDefaultLabels(defaultLabels);
@@ -44,6 +50,14 @@ export class Metrics {
       name: 'bgrm_transaction_commit_interval_seconds',
       help: 'How long an exactly-once output transaction stays open now (short while the worker keeps up, longer while it works through a backlog)',
       registers,
+    });
+    this.peakRss = new client.Gauge({
+      name: 'bgrm_process_peak_resident_memory_bytes',
+      help: 'The most resident memory this process has held at once since it started',
+      registers,
+      collect() {
+        this.set(peakRssBytes());
+      },
     });
     this.httpRequests = new client.Counter({ name: 'bgrm_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
   }

@@ -10,6 +10,10 @@ export interface SegmenterOptions {
   threads?: number;
   /** Let ONNX Runtime threads spin while idle (faster alone, slower when sharing cores). */
   spinning?: boolean;
+  /** ONNX Runtime's memory pattern planner (default off: it costs a block per concurrent run). */
+  memoryPattern?: boolean;
+  /** One process-wide CPU arena extended by what is asked (default on). */
+  sharedArena?: boolean;
   /** Threads for decode/resize/matte/encode. */
   cpuThreads?: number;
   inferenceThreads?: number;

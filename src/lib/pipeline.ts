@@ -2,6 +2,7 @@
 // and hands results to the sink in source order. Shared by every command that processes frames.
 import type { Frame, FrameSink, FrameSource } from './frame';
 import { errorCode, errorMessage } from './errors';
+import { peakRssBytes } from './metrics';
 import type { FlowPreset, NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
 import { nativeKeyframeInterval, type KeyframeInterval } from './render';
 
@@ -32,6 +33,8 @@ export interface PipelineSummary {
    * stays near 0-2; a source that is ahead (a file, a backlog) fills the pipeline to --concurrency.
    */
   depth: { mean: number; max: number };
+  /** The process's peak resident memory so far, in bytes (the model, frames in flight, everything). */
+  peakRssBytes: number;
 }
 
 /** Running mean and maximum of the frames in flight at each arrival. */
@@ -239,6 +242,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     interrupted: !!opts.signal?.aborted,
     modelRuns,
     depth: depth.summary(),
+    peakRssBytes: peakRssBytes(),
     stageMs: {
       decodeMs: mean('decodeMs'),
       resizeMs: mean('resizeMs'),

@@ -1,7 +1,9 @@
 // Opening a Segmenter: resolve the model, pick thread counts for this machine, load off-thread.
 import * as os from 'node:os';
 import { BgrmError, errorCode, errorMessage } from './errors';
-import { resolveModel, type ResolvedModel } from './models';
+import * as path from 'node:path';
+import { leanModel } from './model-lean';
+import { modelsDir, resolveModel, type ResolvedModel } from './models';
 import { native, type NativeSegmenter, type SegmenterInfo } from './native';
 import type { KeyframeInterval } from './render';
 
@@ -17,6 +19,21 @@ export interface SegmenterConfig {
   spinning?: boolean;
   /** With adaptive keyframes ('auto') a stream's model runs rarely overlap: see threadLayout. */
   keyframeInterval?: KeyframeInterval;
+  /**
+   * 'lean' (default): installed float models run their lean graph (model-lean.ts), ONNX Runtime's
+   * memory pattern planner is off and one arena serves the process. 'pattern': ONNX Runtime's own
+   * defaults, as before (for comparison: npm run bench:memory). Default from BGRM_ORT_MEMORY.
+   */
+  memory?: MemoryPlan;
+}
+
+export type MemoryPlan = 'lean' | 'pattern';
+
+export function defaultMemoryPlan(): MemoryPlan {
+  const v = process.env.BGRM_ORT_MEMORY;
+  if (v === undefined || v === '' || v === 'lean') return 'lean';
+  if (v === 'pattern') return 'pattern';
+  throw new BgrmError('ERR_INVALID_ARGUMENT', `BGRM_ORT_MEMORY='${v}' is not a memory plan: use lean (the default) or pattern`);
 }
 
 export interface OpenSegmenter {
@@ -51,8 +68,14 @@ export async function openSegmenter(cfg: SegmenterConfig): Promise<OpenSegmenter
   const model = await resolveModel(cfg.model);
   const device = cfg.device ?? 'cpu';
   const layout = threadLayout(cfg);
+  const memory = cfg.memory ?? defaultMemoryPlan();
+  // Only installed float models get a lean file beside them (a user's own path is left alone).
+  const installed = path.dirname(model.path) === modelsDir() && !model.quantized;
+  const modelPath = memory === 'lean' && installed ? await leanModel(model.path) : model.path;
   const segmenter = new (native().Segmenter)({
-    modelPath: model.path,
+    modelPath,
+    memoryPattern: memory === 'pattern',
+    sharedArena: memory === 'lean',
     device,
     threads: layout.threads,
     cpuThreads: cfg.cpuThreads ?? 1,

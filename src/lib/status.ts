@@ -32,6 +32,8 @@ export interface WorkerStatus {
   depth?: { mean: number; max: number };
   /** Exactly-once output: how long a transaction stays open now (ms); absent for a folder. */
   commitIntervalMs?: number;
+  /** The worker process's peak resident memory so far, in bytes. */
+  peakRssBytes?: number;
   /** Messages not yet processed, per assigned partition (high watermark minus position). */
   lag: Record<string, number>;
   lastError?: { code: string; message: string; at: number };

@@ -12,7 +12,7 @@ import type { FrameSink } from './frame';
 import { FileSink } from './sinks/files';
 import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
-import { Metrics } from './metrics';
+import { Metrics, peakRssBytes } from './metrics';
 import { native } from './native';
 import { startMetricsServer } from './serve/metrics-server';
 import { DEFAULT_STATUS_TOPIC, StatusPublisher } from './status';
@@ -188,6 +188,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
             latencyMs: latency.summary(),
             inFlight,
             depth: depth.summary(),
+            peakRssBytes: peakRssBytes(),
             ...(commitIntervalMs !== undefined ? { commitIntervalMs } : {}),
             lag,
             lastError,

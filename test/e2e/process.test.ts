@@ -33,6 +33,7 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     const summary = JSON.parse(r.stdout.toString());
     expect(summary).toMatchObject({ frames: 1, succeeded: 1, failed: 0, model: 'u2netp' });
     expect(summary.stageMs.inferMs).toBeGreaterThan(0);
+    expect(summary.peakRssBytes).toBeGreaterThan(32 * 2 ** 20); // node + the model at least
     const decoded = await native().decode(await fs.readFile(out), { channels: 4 });
     expect([decoded.width, decoded.height]).toEqual([480, 360]);
     const alpha = await alphaOf(await fs.readFile(out));

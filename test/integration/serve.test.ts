@@ -134,7 +134,10 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('bgrm serve: HTTP
     expect(await metricValue(server.url, 'bgrm_frames_failed_total', { reason: 'ERR_DECODE' })).toBe(failedBefore + 1);
     const families = parsePrometheusTextFormat((await request(`${server.url}/metrics`)).body.toString());
     const names = families.map((f) => f.name);
-    expect(names).toEqual(expect.arrayContaining(['bgrm_stage_seconds', 'bgrm_end_to_end_seconds', 'bgrm_frames_in_flight', 'bgrm_model_info', 'bgrm_frames_dead_lettered_total', 'bgrm_frames_skipped_stale_total', 'bgrm_consumer_lag']));
+    expect(names).toEqual(expect.arrayContaining(['bgrm_stage_seconds', 'bgrm_end_to_end_seconds', 'bgrm_frames_in_flight', 'bgrm_model_info', 'bgrm_frames_dead_lettered_total', 'bgrm_frames_skipped_stale_total', 'bgrm_consumer_lag', 'bgrm_process_peak_resident_memory_bytes']));
+    // the peak resident set is at least what the process holds now
+    const peak = Number(families.find((f) => f.name === 'bgrm_process_peak_resident_memory_bytes')!.metrics[0].value);
+    expect(peak).toBeGreaterThanOrEqual(rssKiB(server.child.pid!) * 1024 * 0.9);
     const stage = families.find((f) => f.name === 'bgrm_stage_seconds')!;
     expect(stage.type).toBe('HISTOGRAM');
     // This parser folds a histogram's label sets into one when `le` comes first (as prom-client
@@ -165,7 +168,10 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('bgrm serve: HTTP
     await Promise.all(Array.from({ length: 20 }, client));
     const rssEnd = rssKiB(server.child.pid!);
     const ok = statuses.filter((s) => s === 200).length;
-    process.stdout.write(`load: ${statuses.length} requests, ${ok} x 200, ${statuses.length - ok} x 503; RSS after 20: ${(rssAfter20 / 1024).toFixed(1)} MiB, after 200: ${(rssEnd / 1024).toFixed(1)} MiB (${((rssEnd / rssAfter20 - 1) * 100).toFixed(1)}%)\n`);
+    const peak = await metricValue(server.url, 'bgrm_process_peak_resident_memory_bytes', {});
+    process.stdout.write(
+      `load: ${statuses.length} requests, ${ok} x 200, ${statuses.length - ok} x 503; RSS after 20: ${(rssAfter20 / 1024).toFixed(1)} MiB, after 200: ${(rssEnd / 1024).toFixed(1)} MiB (${((rssEnd / rssAfter20 - 1) * 100).toFixed(1)}%), peak ${(peak / 2 ** 20).toFixed(1)} MiB\n`,
+    );
     expect(statuses).toHaveLength(200);
     expect(ok).toBeGreaterThan(0);
     expect(rssEnd).toBeLessThanOrEqual(rssAfter20 * 1.15);

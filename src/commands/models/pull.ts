@@ -1,6 +1,7 @@
 // bgrm models pull: fetch a known model and verify its checksum before installing it.
 import { Args, Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../../lib/errors';
+import { leanModel } from '../../lib/model-lean';
 import { pullModel } from '../../lib/models';
 
 export default class ModelsPull extends Command {
@@ -16,7 +17,10 @@ export default class ModelsPull extends Command {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelsPull);
     try {
-      const r = await pullModel(args.name, { from: flags.from, force: flags.force, log: flags.json ? undefined : (m) => this.logToStderr(m) });
+      const log = flags.json ? undefined : (m: string) => this.logToStderr(m);
+      const r = await pullModel(args.name, { from: flags.from, force: flags.force, log });
+      // Its lean graph now, so that no worker pays for making it (see model-lean.ts).
+      await leanModel(r.path, log);
       if (flags.json) this.log(JSON.stringify(r, null, 2));
       else this.log(r.alreadyPresent ? `${r.name} is installed and verified: ${r.path}` : `installed ${r.name} (${r.bytes} bytes, verified) from ${r.source} -> ${r.path}`);
     } catch (err) {
