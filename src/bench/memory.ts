@@ -2,7 +2,8 @@
 // folder of 854x480 DAVIS JPEGs -> RGBA PNGs), with the memory plan of ONNX Runtime's defaults
 // ('pattern': memory pattern planner, a doubling arena per session, the original graph) against
 // bgrm's ('lean': no pattern, one arena extended by what is asked, the lean graph), in one run.
-//   --frames N (200)  --testdata DIR  --json; u2net runs too when it is installed (about 5 minutes)
+//   --frames N (200)  --testdata DIR  --models a,b (default u2netp,u2netp-int8,u2net; u2net when
+//   installed, about 5 minutes more)  --json
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -53,7 +54,8 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:memory: ${n} frames of 854x480, ${os.availableParallelism()} cores; ${models.int8Note}${u2net ? '' : '; u2net not installed (bgrm models pull u2net) so not measured'}\n`);
 
     const rows: Row[] = [];
-    for (const model of ['u2netp', 'u2netp-int8', ...(u2net ? ['u2net'] : [])]) {
+    const wanted = arg('models', 'u2netp,u2netp-int8,u2net').split(',');
+    for (const model of ['u2netp', 'u2netp-int8', ...(u2net ? ['u2net'] : [])].filter((m) => wanted.includes(m))) {
       for (const plan of ['pattern', 'lean']) {
         process.env.BGRM_ORT_MEMORY = plan;
         const out = path.join(tmp, `out-${model}-${plan}`);

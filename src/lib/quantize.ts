@@ -2,12 +2,14 @@
 // QLinearConv.
 //
 // The recipe:
+// - the graph is the lean one (model-lean.ts): each Conv(Concat(a, b)) is Conv(a) + Conv(b), so
+//   the two Convs quantise their own outputs and the Add runs as QLinearAdd;
 // - activations are uint8, per tensor, asymmetric. Their ranges are the 0.001st and 99.999th
 //   percentiles of a histogram over the calibration frames;
 // - weights are int8, per output channel, symmetric; biases are int32 with scale input × weight;
 // - QuantizeLinear/DequantizeLinear pairs go on the model input and on the outputs of Relu (the
 //   Relu then folds away, because its Q has zero point 0), MaxPool, Resize, Concat and Add. Conv
-//   outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's parameters
+//   and Add outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's parameters
 //   (it runs in uint8); Resize's output is calibrated on its own, so ONNX Runtime keeps Resize in
 //   float: its uint8 bilinear Resize (and the layout transposes around it) is slower here;
 // - the 1-channel head (side outputs, their upsampling, the fusion Conv, Sigmoid) stays float;
@@ -23,6 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from './errors';
 import { collectStderr, ffmpegMissing, probeVideo, spawnFfmpeg, waitForExit } from './ffmpeg';
+import { splitConcatConvs } from './model-lean';
 import { native } from './native';
 import { IMAGE_EXTENSIONS, isVideoPath } from './paths';
 import {
@@ -46,7 +49,7 @@ import {
   cloneModel,
 } from './onnx-graph';
 
-export const QUANTIZER_VERSION = 2; // 2: Resize in float
+export const QUANTIZER_VERSION = 3; // 2: Resize in float; 3: the lean graph (model-lean.ts)
 export const DEFAULT_CALIBRATION_FRAMES = 40;
 /**
  * Fewer calibration frames than this give ranges fitted to a few pictures (one photo, a two-second
@@ -116,7 +119,7 @@ function planGraph(model: Model): GraphPlan {
     if (p && RANGE_KEEPING.has(p.opType!)) return false;
     if (p?.opType === 'Sigmoid') return false;
     const cs = consumers.get(t) ?? [];
-    if (p?.opType === 'Conv' && cs.length > 0 && cs.every((c) => c.opType === 'Relu')) return false;
+    if ((p?.opType === 'Conv' || p?.opType === 'Add') && cs.length > 0 && cs.every((c) => c.opType === 'Relu')) return false;
     return true;
   });
   return { activations, producer, consumers, calibrated };
@@ -560,6 +563,8 @@ export async function quantizeModel(
   if (graphOf(model).node.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'QLinearConv')) {
     throw new BgrmError('ERR_QUANTIZE', `${source} is already quantised`);
   }
+  // The lean graph first: no concatenation held, in uint8 as in float (see model-lean.ts).
+  splitConcatConvs(model);
   const plan = planGraph(model);
   const stats = await collectStats(model, plan, calib, input, log);
   const q = cloneModel(model);
