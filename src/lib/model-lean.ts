@@ -85,7 +85,7 @@ export function splitConcatConvs(model: Model): number {
     const nodes: Node[] = [];
     let sum = '';
     cat.input.forEach((x, k) => {
-      const wName = `${w.name}_lean${k}`;
+      const wName = `${n.output[0]}_lean_w${k}`; // per Conv output: unique even where Convs share a weight
       newInitializers.push(makeTensor(wName, DataType.FLOAT, [o, (parts as number[])[k], kh, kw], weights[k]));
       const y = `${n.output[0]}_lean${k}`;
       const inputs = k === 0 && n.input[2] ? [x, wName, n.input[2]] : [x, wName];
