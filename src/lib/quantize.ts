@@ -9,9 +9,9 @@
 // - weights are int8, per output channel, symmetric; biases are int32 with scale input × weight;
 // - QuantizeLinear/DequantizeLinear pairs go on the model input and on the outputs of Relu (the
 //   Relu then folds away, because its Q has zero point 0), MaxPool, Resize, Concat and Add. Conv
-//   and Add outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's parameters
-//   (it runs in uint8); Resize's output is calibrated on its own, so ONNX Runtime keeps Resize in
-//   float: its uint8 bilinear Resize (and the layout transposes around it) is slower here;
+//   and Add outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's
+//   parameters (it runs in uint8); Resize's output is calibrated on its own, so ONNX Runtime keeps
+//   Resize in float: its uint8 bilinear Resize (and the layout transposes around it) is slower here;
 // - the 1-channel head (side outputs, their upsampling, the fusion Conv, Sigmoid) stays float;
 // - outlier channels stay float. u2netp has channels that are nearly constant and far larger than
 //   the rest of their tensor, so one uint8 scale would crush every other channel. A tensor holding

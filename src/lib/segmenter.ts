@@ -1,7 +1,7 @@
 // Opening a Segmenter: resolve the model, pick thread counts for this machine, load off-thread.
 import * as os from 'node:os';
-import { BgrmError, errorCode, errorMessage } from './errors';
 import * as path from 'node:path';
+import { BgrmError, errorCode, errorMessage } from './errors';
 import { leanModel } from './model-lean';
 import { modelsDir, resolveModel, type ResolvedModel } from './models';
 import { native, type NativeSegmenter, type SegmenterInfo } from './native';
