@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "errors.h"
+#include "formats.h"
 
 namespace bgrm {
 namespace {
@@ -45,6 +46,14 @@ Image decodeJpeg(const uint8_t* data, size_t size, const DecodeLimits& limits, i
   return out;
 }
 
+// CMYK and YCCK JPEGs: libjpeg-turbo would hand back ink values, not colours.
+bool jpegNeedsColourManagement(const uint8_t* data, size_t size) {
+  std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitDecompress(), tjDestroy);
+  int width = 0, height = 0, subsamp = 0, colorspace = 0;
+  if (!tj || tjDecompressHeader3(tj.get(), data, (unsigned long)size, &width, &height, &subsamp, &colorspace) != 0) return false;
+  return colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+}
+
 Image decodePng(const uint8_t* data, size_t size, const DecodeLimits& limits, int channels) {
   std::unique_ptr<spng_ctx, void (*)(spng_ctx*)> ctx(spng_ctx_new(0), spng_ctx_free);
   if (!ctx) throw Error("ERR_DECODE", "cannot initialise the PNG decoder");
@@ -74,25 +83,26 @@ Image decodePng(const uint8_t* data, size_t size, const DecodeLimits& limits, in
 
 }  // namespace
 
-ImageFormat sniffFormat(const uint8_t* d, size_t n) {
-  if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return ImageFormat::Jpeg;
-  if (n >= 8 && d[0] == 0x89 && d[1] == 'P' && d[2] == 'N' && d[3] == 'G' && d[4] == 0x0D && d[5] == 0x0A &&
-      d[6] == 0x1A && d[7] == 0x0A)
-    return ImageFormat::Png;
-  return ImageFormat::Unknown;
-}
-
 namespace {
 
 Image decodeAny(const uint8_t* data, size_t size, const DecodeLimits& limits, int channels) {
   if (size == 0) throw Error("ERR_DECODE", "empty input: no image bytes");
-  switch (sniffFormat(data, size)) {
-    case ImageFormat::Jpeg:
-      return decodeJpeg(data, size, limits, channels);
+  const ImageFormat format = sniffFormat(data, size);
+  switch (format) {
+    case ImageFormat::Jpeg: {
+      // The fast path (libjpeg-turbo) takes YCbCr and grey JPEGs without a colour profile; CMYK,
+      // YCCK and profiled ones go through libvips, which converts them to sRGB.
+      const JpegMarkers markers = scanJpegMarkers(data, size);
+      if (!markers.icc && !jpegNeedsColourManagement(data, size)) return orient(decodeJpeg(data, size, limits, channels), markers.orientation);
+      return decodeWithVips(data, size, ImageFormat::Jpeg, limits, channels, checkDimensions);
+    }
     case ImageFormat::Png:
       return decodePng(data, size, limits, channels);
+    case ImageFormat::Unknown:
+      throw Error("ERR_UNSUPPORTED_FORMAT",
+                  "not an image bgrm reads (unknown signature); it reads JPEG, PNG, WebP, TIFF, BMP, GIF, HEIF/HEIC and AVIF");
     default:
-      throw Error("ERR_UNSUPPORTED_FORMAT", "not a JPEG or PNG image (unknown signature); convert it to JPEG or PNG first");
+      return decodeWithVips(data, size, format, limits, channels, checkDimensions);
   }
 }
 
@@ -239,12 +249,13 @@ std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::str
 }
 
 std::vector<uint8_t> encodeJpeg(const ImageView& rgb, int quality) {
-  if (rgb.channels != 3) throw Error("ERR_ENCODE", "JPEG encoding needs RGB");
+  if (rgb.channels != 3 && rgb.channels != 1) throw Error("ERR_ENCODE", "JPEG has no alpha: composite the cut-out on a background first");
+  const bool grey = rgb.channels == 1;
   std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitCompress(), tjDestroy);
   if (!tj) throw Error("ERR_ENCODE", "cannot initialise the JPEG encoder");
   unsigned char* buf = nullptr;
   unsigned long len = 0;
-  if (tjCompress2(tj.get(), rgb.data, rgb.width, int(rgb.stride()), rgb.height, TJPF_RGB, &buf, &len, TJSAMP_420,
+  if (tjCompress2(tj.get(), rgb.data, rgb.width, int(rgb.stride()), rgb.height, grey ? TJPF_GRAY : TJPF_RGB, &buf, &len, grey ? TJSAMP_GRAY : TJSAMP_420,
                   std::clamp(quality, 1, 100), 0) != 0) {
     if (buf) tjFree(buf);
     throw Error("ERR_ENCODE", std::string("JPEG encoding failed: ") + tjGetErrorStr2(tj.get()));

@@ -1,4 +1,5 @@
-// Image codecs of the native core: JPEG (libjpeg-turbo) and PNG (libspng) decode, PNG encode.
+// Image codecs of the native core: JPEG (libjpeg-turbo) and PNG (libspng) decode, the other formats
+// through libvips (formats.h); PNG and JPEG encode.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,11 +15,12 @@ struct DecodeLimits {
   int maxSide = 32768;
 };
 
-enum class ImageFormat { Unknown, Jpeg, Png };
+enum class ImageFormat { Unknown, Jpeg, Png, Webp, Tiff, Gif, Bmp, Heif };
 
 ImageFormat sniffFormat(const uint8_t* data, size_t size);
 
-// Decodes JPEG or PNG bytes to 8-bit RGB. Throws bgrm::Error (ERR_UNSUPPORTED_FORMAT, ERR_DECODE,
+// Decodes an image (JPEG, PNG, WebP, TIFF, GIF, BMP, HEIF/AVIF; recognised by content) to 8-bit sRGB,
+// EXIF orientation applied. Throws bgrm::Error (ERR_UNSUPPORTED_FORMAT, ERR_DECODE,
 // ERR_IMAGE_TOO_LARGE) naming the problem.
 Image decodeRgb(const uint8_t* data, size_t size, const DecodeLimits& limits);
 // The same, keeping the alpha channel (4 channels; opaque where the image has none).
@@ -28,7 +30,7 @@ Image decodeRgba(const uint8_t* data, size_t size, const DecodeLimits& limits);
 // level: compression level 0-12 (libdeflate; 0 stores); filter: "none", "sub", "up", "paeth", "all" (adaptive).
 std::vector<uint8_t> encodePng(const ImageView& image, int level, const std::string& filter);
 
-// Encodes 3-channel RGB as baseline JPEG, quality 1-100, 4:2:0.
+// Encodes RGB (4:2:0) or grey as baseline JPEG, quality 1-100.
 std::vector<uint8_t> encodeJpeg(const ImageView& rgb, int quality);
 
 std::string jpegLibraryVersion();

@@ -3,6 +3,7 @@
 #include "engine.h"
 
 #include "errors.h"
+#include "formats.h"
 #include "matte.h"
 #include "resample.h"
 
@@ -297,6 +298,11 @@ void Engine::output(FrameJob* job, Image alpha, Clock::time_point t0) {
     job->channels = out.channels;
     if (job->encoding == "raw") {
       job->bytes = std::move(out.pixels);
+    } else if (job->encoding == "webp") {
+      job->bytes = encodeWebp(view(out), job->quality);
+    } else if (job->encoding == "jpeg") {
+      if (out.channels == 4) throw Error("ERR_USAGE", "JPEG has no alpha channel: composite on a background (--background) or choose PNG or WebP");
+      job->bytes = encodeJpeg(view(out), job->quality > 0 ? job->quality : 90);
     } else {
       job->bytes = encodePng(view(out), job->pngLevel, job->pngFilter);
     }

@@ -42,8 +42,9 @@ struct FrameJob {
   std::shared_ptr<TemporalStream> stream;
   int64_t seq = -1;
   int64_t frameNumber = -1;
-  std::string encoding = "png";  // "png" | "raw"
+  std::string encoding = "png";  // "png" | "webp" | "jpeg" | "raw"
   int pngLevel = 1;
+  int quality = 0;  // WebP: 0 lossless, 1-100 lossy; JPEG: 1-100 (0: 90)
   std::string pngFilter = "sub";
 
   // result

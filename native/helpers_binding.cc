@@ -5,6 +5,7 @@
 #include "binding.h"
 #include "codecs.h"
 #include "errors.h"
+#include "formats.h"
 #include "resample.h"
 #include "segmenter.h"
 
@@ -24,8 +25,18 @@ Napi::Value versions(const Napi::CallbackInfo& info) {
   o.Set("onnxruntime", ortVersion());
   o.Set("jpeg", jpegLibraryVersion());
   o.Set("png", pngLibraryVersion());
+  o.Set("images", vipsLibraryVersion());
   o.Set("napi", Napi::Number::New(env, NAPI_VERSION));
   return o;
+}
+
+// imageFormat(buffer) -> 'JPEG' | 'PNG' | 'WebP' | ... | null: what the first bytes say the file is.
+Napi::Value imageFormat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) throw makeError(env, "ERR_INVALID_ARGUMENT", "imageFormat(buffer) needs a Buffer");
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  const ImageFormat f = sniffFormat(buf.Data(), buf.Length());
+  return f == ImageFormat::Unknown ? env.Null() : Napi::Value(Napi::String::New(env, formatName(f)));
 }
 
 Napi::Value providers(const Napi::CallbackInfo& info) {
@@ -248,6 +259,7 @@ Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", Napi::Function::New(env, versions));
   exports.Set("providers", Napi::Function::New(env, providers));
   exports.Set("decode", Napi::Function::New(env, decode));
+  exports.Set("imageFormat", Napi::Function::New(env, imageFormat));
   exports.Set("encodePng", Napi::Function::New(env, encodePngJs));
   exports.Set("encodeJpeg", Napi::Function::New(env, encodeJpegJs));
   exports.Set("modelInput", Napi::Function::New(env, modelInput));

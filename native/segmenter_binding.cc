@@ -166,6 +166,11 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
       job.output = get<std::string>(o, "output", "rgba");
       job.encoding = get<std::string>(o, "encoding", "png");
       job.pngLevel = get<int>(o, "pngLevel", 1);
+      job.quality = std::max(0, std::min(100, get<int>(o, "quality", 0)));
+      if (job.encoding != "png" && job.encoding != "webp" && job.encoding != "jpeg" && job.encoding != "raw") {
+        delete p;
+        throw makeError(env, "ERR_INVALID_ARGUMENT", "encoding must be png, webp, jpeg or raw");
+      }
       job.pngFilter = get<std::string>(o, "pngFilter", "sub");
       job.limits.maxPixels = int64_t(get<double>(o, "maxPixels", double(job.limits.maxPixels)));
       job.limits.maxSide = get<int>(o, "maxSide", job.limits.maxSide);

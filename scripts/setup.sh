@@ -6,14 +6,15 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-# native core: compiler, cmake, codecs, OpenCV's video module (optical flow); video: ffmpeg; Kafka client (librdkafka, built by node-rdkafka):
+# native core: compiler, cmake, codecs (libvips for the formats beyond JPEG and PNG), OpenCV's video module (optical flow); video: ffmpeg; Kafka client (librdkafka, built by node-rdkafka):
 # ssl/sasl/zstd/lz4 and python3 for node-gyp; the test broker: a JDK and Maven.
-PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev libdeflate-dev zlib1g-dev libopencv-video-dev ffmpeg ca-certificates
+PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev libdeflate-dev zlib1g-dev libvips-dev libopencv-video-dev ffmpeg ca-certificates
   libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
 command -v java >/dev/null || PACKAGES+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || PACKAGES+=(maven)
-# --test: what only the test suite needs: Debian's Chromium, driven headless by playwright-core.
-if [ "${1:-}" = "--test" ]; then PACKAGES+=(chromium); fi
+# --test: what only the test suite needs: Debian's Chromium, driven headless by playwright-core; vips's
+# command line, which writes the test images of every format.
+if [ "${1:-}" = "--test" ]; then PACKAGES+=(chromium libvips-tools); fi
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

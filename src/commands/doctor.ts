@@ -17,7 +17,7 @@ export default class Doctor extends Command {
     if (r.native.loaded) {
       this.log(`ONNX Runtime ${r.native.onnxruntime}; providers: ${r.native.providers!.join(', ')}`);
       this.log(`  (CUDA is listed when the build supports it; --device cuda also needs its provider libraries, CUDA and cuDNN)`);
-      this.log(`JPEG: ${r.native.jpeg}; PNG: ${r.native.png}`);
+      this.log(`JPEG: ${r.native.jpeg}; PNG: ${r.native.png}; WebP, TIFF, BMP, GIF, HEIF/AVIF, CMYK JPEG: ${r.native.images}`);
     } else {
       this.log(`native core: NOT LOADED: ${r.native.error}`);
     }

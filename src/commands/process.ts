@@ -5,6 +5,7 @@ import { parseBrokers } from '../lib/kafka/client';
 import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
+import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
 import { fastModel } from '../lib/quantize';
 import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
@@ -31,7 +32,12 @@ export default class Process extends Command {
   ];
 
   static flags = {
-    output: Flags.string({ char: 'o', description: 'output: a .png file, a folder, a .webm/.mov video, or - for standard output' }),
+    output: Flags.string({ char: 'o', description: 'output: an image file (.png, .webp, .jpg), a folder, a .webm/.mov video, or - for standard output' }),
+    'output-format': Flags.string({
+      description: "image format of each output: png, webp (alpha kept; lossless unless --output-quality) or jpeg (no alpha: needs --background or --format mask) [default: the -o file's extension, else png]",
+      options: [...OUTPUT_FORMATS],
+    }),
+    'output-quality': Flags.integer({ description: 'lossy WebP at this quality (default: lossless WebP); JPEG quality (default 90)', min: 1, max: 100 }),
     model: Flags.string({ char: 'm', description: `model name (bgrm models list), NAME-int8 (bgrm models quantize) or path to an .onnx file [default: ${DEFAULT_MODEL}; ${DEFAULT_MODEL}-int8 with --fast]` }),
     device: Flags.string({ description: 'where the model runs', options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'run the model with this many ONNX Runtime threads (default: one single-threaded run per core, which measured faster)', min: 1, max: 256 }),
@@ -89,14 +95,16 @@ export default class Process extends Command {
     let summary;
     try {
       const model = flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
+      const format = (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask';
       const common = {
         output: flags.output,
         model,
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         cpuThreads: flags['cpu-threads'],
-        format: (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask',
+        format,
         background: flags.background,
+        ...chooseOutputFormat({ flag: flags['output-format'], quality: flags['output-quality'], output: flags.output, format, background: flags.background }),
         temporal: flags.temporal, // --fast changes only streams (videos, cameras); photos stay unrelated
         ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],
@@ -145,6 +153,9 @@ export default class Process extends Command {
       );
     }
     for (const f of summary.failures) process.stderr.write(`failed: ${f.origin}: ${f.message} [${f.code}]\n`);
+    const ignored = 'ignoredFiles' in summary ? summary.ignoredFiles : [];
+    for (const f of ignored.slice(0, 20)) process.stderr.write(`not taken: ${f.file}: ${f.reason} [${f.code}]\n`);
+    if (ignored.length > 20) process.stderr.write(`... and ${ignored.length - 20} more files not taken (all in --json)\n`);
     if (summary.failures.length < summary.failed) process.stderr.write(`... and ${summary.failed - summary.failures.length} more\n`);
     if (summary.interrupted) this.exit(130);
     // A worker keeps every failed frame in its dead-letter topic; local runs fail when any input failed.

@@ -4,6 +4,7 @@ import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { parseBrokers } from '../lib/kafka/client';
 import { DEFAULT_MODEL } from '../lib/models';
+import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
 import { fastModel } from '../lib/quantize';
 import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
@@ -45,6 +46,8 @@ export default class Replay extends Command {
     flow: Flags.string({ description: 'optical-flow preset for temporal matting (default patch)', options: [...FLOW_PRESETS] }),
     concurrency: Flags.integer({ description: 'frames in flight (default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
+    'output-format': Flags.string({ description: 'image format of each frame: png (default), webp, or jpeg (needs --background or --format mask)', options: [...OUTPUT_FORMATS] }),
+    'output-quality': Flags.integer({ description: 'lossy WebP at this quality (default lossless); JPEG quality (default 90)', min: 1, max: 100 }),
     'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
     json: Flags.boolean({ description: 'print a machine-readable summary', default: false }),
@@ -72,6 +75,7 @@ export default class Replay extends Command {
         threads: flags.threads,
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
+        ...chooseOutputFormat({ flag: flags['output-format'], quality: flags['output-quality'], format: flags.format as 'rgba' | 'mask', background: flags.background }),
         temporal: flags.temporal,
         ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],

@@ -10,7 +10,7 @@ export interface DoctorReport {
   node: string;
   platform: string;
   cpus: number;
-  native: { loaded: boolean; error?: string; onnxruntime?: string; providers?: string[]; jpeg?: string; png?: string };
+  native: { loaded: boolean; error?: string; onnxruntime?: string; providers?: string[]; jpeg?: string; png?: string; images?: string };
   ffmpeg: { found: boolean; version?: string };
   models: { name: string; installed: boolean; path: string }[];
 }
@@ -28,7 +28,7 @@ export async function doctor(version: string): Promise<DoctorReport> {
   try {
     const n = native();
     const v = n.versions();
-    report.native = { loaded: true, onnxruntime: v.onnxruntime, providers: n.providers(), jpeg: v.jpeg, png: v.png };
+    report.native = { loaded: true, onnxruntime: v.onnxruntime, providers: n.providers(), jpeg: v.jpeg, png: v.png, images: v.images };
   } catch (err) {
     report.native.error = (err as Error).message;
   }

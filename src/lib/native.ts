@@ -47,10 +47,15 @@ export interface RawImage {
  */
 export type FlowPreset = 'ultrafast' | 'fast' | 'patch' | 'medium';
 
+/** How a result is encoded: an image file format, or raw pixels. */
+export type Encoding = 'png' | 'webp' | 'jpeg' | 'raw';
+
 export interface ProcessOptions {
   output?: 'rgba' | 'mask';
-  encoding?: 'png' | 'raw';
+  encoding?: Encoding;
   pngLevel?: number;
+  /** WebP: 0 lossless (default), 1-100 lossy; JPEG: 1-100 (default 90). */
+  quality?: number;
   pngFilter?: 'none' | 'sub' | 'up' | 'paeth' | 'all';
   /** The input is raw RGB pixels of this size, not an encoded image. */
   raw?: { width: number; height: number };
@@ -102,7 +107,9 @@ export interface NativeSegmenter {
 
 interface Addon {
   Segmenter: new (options: SegmenterOptions) => NativeSegmenter;
-  versions(): { onnxruntime: string; jpeg: string; png: string; napi: number };
+  versions(): { onnxruntime: string; jpeg: string; png: string; images: string; napi: number };
+  /** The image format the first bytes name (JPEG, PNG, WebP, TIFF, GIF, BMP, HEIF/AVIF), or null. */
+  imageFormat(head: Buffer): string | null;
   providers(): string[];
   decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4 }): Promise<RawImage>;
   encodePng(pixels: Buffer, width: number, height: number, channels: number, level: number, filter?: string): Promise<Buffer>;

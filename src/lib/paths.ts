@@ -16,7 +16,8 @@ export function safeJoin(root: string, name: string): string {
   return full;
 }
 
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
+/** Extensions of the image files bgrm reads (files are recognised by content; these name them). */
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.jfif', '.png', '.webp', '.tif', '.tiff', '.bmp', '.dib', '.gif', '.heic', '.heif', '.avif']);
 export const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.mpg', '.mpeg']);
 
 export function isVideoPath(p: string): boolean {

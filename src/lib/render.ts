@@ -3,6 +3,7 @@
 import { backgroundOptions } from './background';
 import { BgrmError } from './errors';
 import type { FlowPreset, ProcessOptions } from './native';
+import type { OutputFormat } from './output-format';
 import type { PipelineProgress } from './pipeline';
 
 export interface RenderJob {
@@ -10,6 +11,9 @@ export interface RenderJob {
   background?: string;
   concurrency: number;
   pngLevel: number;
+  /** The image format of each output (default PNG) and its quality (WebP: 0 lossless). */
+  outputFormat?: OutputFormat;
+  outputQuality?: number;
   maxPixels: number;
   onProgress?: (p: PipelineProgress) => void;
   signal?: AbortSignal;
@@ -82,6 +86,14 @@ export function temporalSettings(flags: { fast: boolean; keyframeInterval?: stri
   };
 }
 
-export async function renderOptions(job: RenderJob, encoding: 'png' | 'raw' = 'png'): Promise<ProcessOptions> {
-  return { output: job.format, encoding, pngLevel: job.pngLevel, maxPixels: job.maxPixels, ...(await backgroundOptions(job.background)) };
+/** The native process options of a job; `raw` for pixels (an alpha video), else the job's image format. */
+export async function renderOptions(job: RenderJob, raw = false): Promise<ProcessOptions> {
+  return {
+    output: job.format,
+    encoding: raw ? 'raw' : (job.outputFormat ?? 'png'),
+    quality: job.outputQuality ?? 0,
+    pngLevel: job.pngLevel,
+    maxPixels: job.maxPixels,
+    ...(await backgroundOptions(job.background)),
+  };
 }

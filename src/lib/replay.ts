@@ -2,6 +2,7 @@
 // process; the outputs are deterministic, so replaying a range twice gives byte-identical files.
 import { BgrmError } from './errors';
 import { runPipeline, type PipelineSummary } from './pipeline';
+import { extensionOf } from './output-format';
 import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { FileSink } from './sinks/files';
@@ -29,7 +30,7 @@ export async function runReplay(job: ReplayJob): Promise<ReplaySummary> {
     await source.open();
     const summary = await runPipeline({
       source,
-      sink: new FileSink({ folder: job.output }),
+      sink: new FileSink({ folder: job.output, extension: extensionOf(job.outputFormat ?? 'png') }),
       segmenter,
       processOptions,
       concurrency: job.concurrency,

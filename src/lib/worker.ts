@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { BgrmError } from './errors';
 import type { KafkaConnection } from './kafka/client';
 import { DepthStats, runPipeline, type PipelineSummary } from './pipeline';
+import { extensionOf } from './output-format';
 import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
@@ -90,7 +91,7 @@ type LatencyRecorder = (timestampMs: number) => void;
 function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, source: KafkaFrameSource, recordLatency: LatencyRecorder): WorkerOutput {
   const dlq = new DeadLetterSink(job, dlqTopic);
   return {
-    sink: new FileSink({ folder }),
+    sink: new FileSink({ folder, extension: extensionOf(job.outputFormat ?? 'png') }),
     open: () => dlq.open(),
     settle: async (frame, error) => {
       if (error) await dlq.send(frame.message, error.code, error.message, workerId);

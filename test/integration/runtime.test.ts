@@ -22,7 +22,7 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('runtime behaviou
   });
 
   it('event loop p99 delay < 20 ms while 50 frames go through the pipeline', async () => {
-    const entries = await listImageInputs([path.join(testdata, 'davis', 'dance-twirl')]);
+    const { entries } = await listImageInputs([path.join(testdata, 'davis', 'dance-twirl')]);
     const jpgs = entries.filter((e) => e.file.endsWith('.jpg')).slice(0, 50);
     expect(jpgs).toHaveLength(50);
     const h = monitorEventLoopDelay({ resolution: 5 });

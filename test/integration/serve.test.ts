@@ -35,6 +35,31 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('bgrm serve: HTTP
     await fs.rm(tmp, { recursive: true, force: true });
   });
 
+  it('answers in the format asked for: output-format, else Accept; JPEG only where nothing is transparent', async () => {
+    const bytes = await fs.readFile(path.join(rembg, photos[0]));
+    const post = (query: string, accept?: string) =>
+      request(`${server.url}/v1/remove${query}`, { body: bytes, headers: { 'Content-Type': 'image/jpeg', ...(accept ? { Accept: accept } : {}) } });
+    const png = await post('');
+    const webp = await post('', 'image/webp,image/png;q=0.8');
+    expect([webp.status, webp.headers['content-type'], webp.headers.vary]).toEqual([200, 'image/webp', 'Accept']);
+    expect(webp.body.subarray(8, 12).toString()).toBe('WEBP');
+    // lossless WebP keeps the same alpha as the PNG
+    const [a, b] = [await alphaOf(png.body), await alphaOf(webp.body)];
+    expect(b.data.equals(a.data)).toBe(true);
+    expect((await post('?output-format=png', 'image/webp')).headers['content-type']).toBe('image/png');
+    const lossy = await post('?output-format=webp&quality=60');
+    expect(lossy.body.length).toBeLessThan(webp.body.length);
+    const jpeg = await post('?background=white', 'image/jpeg');
+    expect([jpeg.status, jpeg.headers['content-type']]).toEqual([200, 'image/jpeg']);
+    expect([...jpeg.body.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
+    const transparentJpeg = await post('', 'image/jpeg');
+    expect([transparentJpeg.status, JSON.parse(transparentJpeg.body.toString()).error.code]).toEqual([406, 'ERR_NOT_ACCEPTABLE']);
+    expect(JSON.parse(transparentJpeg.body.toString()).error.message).toMatch(/no alpha/);
+    expect((await post('?output-format=gif')).status).toBe(400);
+    const doc = JSON.parse((await request(`${server.url}/openapi.json`)).body.toString());
+    expect(Object.keys(doc.paths['/v1/remove'].post.responses[200].content)).toEqual(['image/png', 'image/webp', 'image/jpeg']);
+  });
+
   it('binds 127.0.0.1 by default; /healthz, /readyz and /openapi.json answer', async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect((await request(`${server.url}/healthz`)).status).toBe(200);
@@ -116,8 +141,10 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('bgrm serve: HTTP
 
     const text = await post(Buffer.from('hello'), 'text/plain');
     expect([text.status, code(text)]).toEqual([415, 'ERR_UNSUPPORTED_MEDIA_TYPE']);
-    const gif = await post(Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'), 'application/octet-stream');
-    expect([gif.status, code(gif)]).toEqual([415, 'ERR_UNSUPPORTED_FORMAT']);
+    const avi = await post(Buffer.from('RIFF\x04\x00\x00\x00AVI LIST', 'latin1'), 'application/octet-stream');
+    expect([avi.status, code(avi)]).toEqual([415, 'ERR_UNSUPPORTED_FORMAT']);
+    const gif = await post(Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'), 'image/gif'); // a GIF, but broken
+    expect([gif.status, code(gif)]).toEqual([400, 'ERR_DECODE']);
     const get = await request(`${server.url}/v1/remove`);
     expect(get.status).toBe(405);
     expect((await request(`${server.url}/../../etc/passwd`)).status).toBe(404);

@@ -27,8 +27,23 @@ describe('PNG encode/decode', () => {
 });
 
 describe('decode errors', () => {
-  it('names an unknown format', async () => {
-    await expect(native().decode(Buffer.from('GIF89a not supported'))).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_FORMAT' });
+  it('names an unknown format, and the formats it reads', async () => {
+    const err = native().decode(Buffer.from('hello, this is not an image'));
+    await expect(err).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_FORMAT' });
+    await expect(err).rejects.toThrow(/JPEG, PNG, WebP, TIFF, BMP, GIF, HEIF\/HEIC and AVIF/);
+  });
+  it('names the format of a damaged file it recognises', async () => {
+    await expect(native().decode(Buffer.from('GIF89a\x10\x00\x10\x00 broken', 'latin1'))).rejects.toMatchObject({ code: 'ERR_DECODE', message: expect.stringMatching(/GIF/) });
+    await expect(native().decode(Buffer.from('RIFF\x20\x00\x00\x00WEBPVP8 broken', 'latin1'))).rejects.toMatchObject({ code: 'ERR_DECODE', message: expect.stringMatching(/WebP/) });
+  });
+  it('recognises formats by their first bytes', () => {
+    const n = native();
+    expect(n.imageFormat(Buffer.from([0xff, 0xd8, 0xff, 0xe0]))).toBe('JPEG');
+    expect(n.imageFormat(Buffer.from('RIFF\x00\x00\x00\x00WEBPVP8L', 'latin1'))).toBe('WebP');
+    expect(n.imageFormat(Buffer.from('II*\x00\x08\x00\x00\x00', 'latin1'))).toBe('TIFF');
+    expect(n.imageFormat(Buffer.from('\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic', 'latin1'))).toBe('HEIF/AVIF');
+    expect(n.imageFormat(Buffer.from('\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2', 'latin1'))).toBeNull(); // an MP4
+    expect(n.imageFormat(Buffer.from('BM'))).toBeNull(); // too short to be a bitmap
   });
   it('names empty input', async () => {
     await expect(native().decode(Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_DECODE' });

@@ -12,6 +12,7 @@ import { parseColor } from '../background';
 import { Metrics } from '../metrics';
 import { knownModels, modelsDir } from '../models';
 import { native, projectRoot, type ProcessOptions } from '../native';
+import { OUTPUT_FORMATS, type OutputFormat } from '../output-format';
 import { openSegmenter, type OpenSegmenter, type SegmenterConfig } from '../segmenter';
 import { imageFromMultipart } from './multipart';
 import { openApiDocument } from './openapi';
@@ -74,6 +75,43 @@ function statusOf(err: unknown): number {
     default:
       return 500;
   }
+}
+
+const MEDIA_TYPE: Record<OutputFormat, string> = { png: 'image/png', webp: 'image/webp', jpeg: 'image/jpeg' };
+
+/**
+ * The image format of a response: the `output-format` parameter, else the best of PNG, WebP and
+ * JPEG that the Accept header takes (by its q-values; PNG when it takes anything). JPEG only where
+ * nothing is transparent (a mask, or a background).
+ */
+export function responseFormat(param: string | null, accept: string | undefined, opaque: boolean): OutputFormat {
+  const refuseJpeg = () => {
+    throw new HttpError(406, 'ERR_NOT_ACCEPTABLE', 'JPEG has no alpha channel: ask for a background (background=white) or format=mask, or accept image/png or image/webp');
+  };
+  if (param !== null) {
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(param)) throw new HttpError(400, 'ERR_BAD_REQUEST', `output-format=${param}: use ${OUTPUT_FORMATS.join(', ')}`);
+    if (param === 'jpeg' && !opaque) refuseJpeg();
+    return param as OutputFormat;
+  }
+  if (!accept) return 'png';
+  const ranked = accept
+    .split(',')
+    .map((part, i) => {
+      const [type, ...params] = part.trim().toLowerCase().split(';');
+      const qp = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+      return { type: type.trim(), q: qp ? Number(qp.slice(2)) || 0 : 1, i };
+    })
+    .filter((t) => t.q > 0)
+    .sort((a, b) => b.q - a.q || a.i - b.i);
+  for (const { type } of ranked) {
+    if (type === 'image/png' || type === 'image/*' || type === '*/*') return 'png';
+    if (type === 'image/webp') return 'webp';
+    if (type === 'image/jpeg') {
+      if (opaque) return 'jpeg';
+      if (ranked.length === 1) refuseJpeg();
+    }
+  }
+  throw new HttpError(406, 'ERR_NOT_ACCEPTABLE', `Accept: ${accept} takes none of image/png, image/webp, image/jpeg`);
 }
 
 /** Admission: `slots` requests in the core at once, `queue` more waiting, the rest refused. */
@@ -206,8 +244,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (req.method !== 'POST') throw new HttpError(405, 'ERR_METHOD', 'use POST with the image as the body', { Allow: 'POST' });
     const type = (req.headers['content-type'] ?? 'application/octet-stream').toLowerCase();
     const multipart = type.startsWith('multipart/form-data');
-    if (!multipart && !/^(image\/(jpeg|jpg|png|pjpeg)|application\/octet-stream)\b/.test(type)) {
-      throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not supported; send image/jpeg, image/png, application/octet-stream or multipart/form-data`);
+    if (!multipart && !/^(image\/(jpeg|jpg|pjpeg|png|webp|tiff|bmp|x-ms-bmp|gif|heic|heif|avif)|application\/octet-stream)\b/.test(type)) {
+      throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not supported; send an image (image/jpeg, image/png, image/webp, ...), application/octet-stream or multipart/form-data`);
     }
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > opts.maxBody) {
@@ -215,8 +253,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }
     const format = url.searchParams.get('format') ?? 'rgba';
     if (format !== 'rgba' && format !== 'mask') throw new HttpError(400, 'ERR_BAD_REQUEST', `format=${format}: use rgba or mask`);
-    const options: ProcessOptions = { output: format, encoding: 'png', pngLevel: opts.pngLevel, maxPixels: opts.maxPixels, maxSide: opts.maxSide };
     const bg = url.searchParams.get('background');
+    const encoding = responseFormat(url.searchParams.get('output-format'), req.headers.accept, format === 'mask' || !!bg);
+    const quality = url.searchParams.get('quality');
+    const q = quality === null ? 0 : Number(quality);
+    if (!Number.isInteger(q) || q < 0 || q > 100) throw new HttpError(400, 'ERR_BAD_REQUEST', `quality=${quality}: a whole number 1-100 (WebP: lossy at that quality; JPEG: its quality)`);
+    const options: ProcessOptions = { output: format, encoding, quality: q, pngLevel: opts.pngLevel, maxPixels: opts.maxPixels, maxSide: opts.maxSide };
     if (bg) {
       const color = parseColor(bg);
       if (!color) throw new HttpError(400, 'ERR_BAD_REQUEST', `background=${bg} is not a colour (#rrggbb, #rgb, white, black, ...)`);
@@ -241,7 +283,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       });
       const t = result.timings;
       metrics.observe('http', t, performance.now() - arrived);
-      send(res, 200, result.data, 'image/png', {
+      send(res, 200, result.data, MEDIA_TYPE[encoding], {
+        Vary: 'Accept',
         'Server-Timing': `decode;dur=${t.decodeMs.toFixed(1)}, resize;dur=${t.resizeMs.toFixed(1)}, queue;dur=${t.queueMs.toFixed(1)}, infer;dur=${t.inferMs.toFixed(1)}, matte;dur=${t.matteMs.toFixed(1)}, encode;dur=${t.encodeMs.toFixed(1)}`,
         'X-Image-Size': `${result.width}x${result.height}`,
       });

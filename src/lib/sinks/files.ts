@@ -1,4 +1,4 @@
-// FileSink: one PNG per frame, written atomically (temporary file, then rename) inside a folder,
+// FileSink: one image per frame (PNG, WebP or JPEG), written atomically (temporary file, then rename) inside a folder,
 // or to one fixed path for a single input.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -19,11 +19,11 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
 
 export class FileSink implements FrameSink {
   readonly written: string[] = [];
-  /** `folder`: outputs go to folder/<frame name>.png; `file`: the single output path. */
-  constructor(private readonly target: { folder: string } | { file: string }) {}
+  /** `folder`: outputs go to folder/<frame name><extension> (default .png); `file`: the single output path. */
+  constructor(private readonly target: { folder: string; extension?: string } | { file: string }) {}
 
   pathFor(processed: ProcessedFrame): string {
-    return 'file' in this.target ? this.target.file : safeJoin(this.target.folder, `${processed.frame.name}.png`);
+    return 'file' in this.target ? this.target.file : safeJoin(this.target.folder, `${processed.frame.name}${this.target.extension ?? '.png'}`);
   }
 
   async write(processed: ProcessedFrame): Promise<void> {
