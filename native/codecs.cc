@@ -88,6 +88,7 @@ namespace {
 Image decodeAny(const uint8_t* data, size_t size, const DecodeLimits& limits, int channels) {
   if (size == 0) throw Error("ERR_DECODE", "empty input: no image bytes");
   const ImageFormat format = sniffFormat(data, size);
+  if (limits.viaLibvips && format != ImageFormat::Unknown) return decodeWithVips(data, size, format, limits, channels, checkDimensions);
   switch (format) {
     case ImageFormat::Jpeg: {
       // The fast path (libjpeg-turbo) takes YCbCr and grey JPEGs without a colour profile; CMYK,

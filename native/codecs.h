@@ -13,6 +13,8 @@ namespace bgrm {
 struct DecodeLimits {
   int64_t maxPixels = 64LL * 1024 * 1024;  // width * height
   int maxSide = 32768;
+  // The benchmark's comparison: JPEG and PNG through libvips too, not the fast paths.
+  bool viaLibvips = false;
 };
 
 enum class ImageFormat { Unknown, Jpeg, Png, Webp, Tiff, Gif, Bmp, Heif };

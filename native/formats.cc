@@ -226,7 +226,7 @@ std::vector<uint8_t> encodeWebp(const ImageView& image, int quality) {
   void* buf = nullptr;
   size_t len = 0;
   const bool lossless = quality <= 0;
-  if (vips_webpsave_buffer(im.get(), &buf, &len, "lossless", lossless ? TRUE : FALSE, "Q", lossless ? 75 : std::min(quality, 100), "effort", 2,
+  if (vips_webpsave_buffer(im.get(), &buf, &len, "lossless", lossless ? TRUE : FALSE, "Q", lossless ? 75 : std::min(quality, 100), "effort", 0,
                            "strip", TRUE, nullptr) != 0) {
     throw Error("ERR_ENCODE", "WebP encoding failed: " + vipsProblem());
   }

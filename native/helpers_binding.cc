@@ -116,6 +116,7 @@ DecodeLimits limitsFrom(const Napi::Value& v) {
     Napi::Object o = v.As<Napi::Object>();
     if (o.Has("maxPixels")) limits.maxPixels = int64_t(o.Get("maxPixels").As<Napi::Number>().DoubleValue());
     if (o.Has("maxSide")) limits.maxSide = o.Get("maxSide").As<Napi::Number>().Int32Value();
+    limits.viaLibvips = o.Get("via").IsString() && o.Get("via").As<Napi::String>().Utf8Value() == "libvips";
   }
   return limits;
 }

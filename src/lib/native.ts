@@ -111,7 +111,8 @@ interface Addon {
   /** The image format the first bytes name (JPEG, PNG, WebP, TIFF, GIF, BMP, HEIF/AVIF), or null. */
   imageFormat(head: Buffer): string | null;
   providers(): string[];
-  decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4 }): Promise<RawImage>;
+  /** `via: 'libvips'` takes libvips for JPEG and PNG too (the benchmark's comparison with the fast paths). */
+  decode(input: Buffer, options?: { maxPixels?: number; maxSide?: number; channels?: 3 | 4; via?: 'libvips' }): Promise<RawImage>;
   encodePng(pixels: Buffer, width: number, height: number, channels: number, level: number, filter?: string): Promise<Buffer>;
   encodeJpeg(rgb: Buffer, width: number, height: number, quality: number): Promise<Buffer>;
   /** The NCHW float tensor the segmenter would feed its model for this image. */
