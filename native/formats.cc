@@ -6,6 +6,7 @@
 
 #include <vips/vips.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -173,6 +174,11 @@ Image decodeWithVips(const uint8_t* data, size_t size, ImageFormat format, const
                      void (*checkDimensions)(int64_t, int64_t, const DecodeLimits&)) {
   startVips();
   const char* name = formatName(format);
+  if (format == ImageFormat::Bmp) {
+    // BMP goes through ImageMagick: its declared size is checked here before that library sees it
+    const int32_t w = int32_t(get32(data + 18, true)), h = int32_t(get32(data + 22, true));
+    checkDimensions(std::abs(int64_t(w)), std::abs(int64_t(h)), limits);
+  }
   // The header only: the dimensions are checked before any pixel is decoded.
   VipsPtr im(vips_image_new_from_buffer(data, size, "", "fail_on", VIPS_FAIL_ON_ERROR, nullptr));
   if (!im) throw Error("ERR_DECODE", std::string("corrupt ") + name + " image: " + vipsProblem());

@@ -7,9 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { native, type RawImage } from '../../src/lib/native';
-import { alphaOf } from '../../src/lib/quality';
+import { alphaOf, greyOf, iou, meanAbsError } from '../../src/lib/quality';
 import { runCli } from '../helpers/cli';
-import { describeWith, modelPath } from '../helpers/testdata';
+import { describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
 
 const run = promisify(execFile);
 const hasVips = (() => {
@@ -215,4 +215,96 @@ describeWith('the vips command line (libvips-tools) and the u2netp model', hasVi
     const pngQuality = await runCli(['process', srcPng, '-o', png, '--output-quality', '80', '--model', 'u2netp']);
     expect([pngQuality.code, /--output-quality applies to WebP/.test(pngQuality.stderr)]).toEqual([2, true]);
   }, 120000);
+
+  it('hundreds of damaged files per format (fixed seed): a named error or a picture, never a crash; huge sizes refused', async () => {
+    const small = path.join(tmp, 'small.png');
+    await fs.writeFile(small, await native().encodePng(picture(48, 32, 3), 48, 32, 3, 6));
+    let seed = 20261202;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const outcomes: Record<string, number> = {};
+    for (const [file, options] of [['f.webp', '[Q=80]'], ['l.webp', '[lossless]'], ['f.tif', ''], ['f.bmp', ''], ['f.gif', ''], ['f.heic', ''], ['f.avif', '']]) {
+      const made = path.join(tmp, file);
+      if (!(await vips(['copy', small, `${made}${options}`]))) continue;
+      const good = await fs.readFile(made);
+      for (let i = 0; i < 200; i++) {
+        let bad: Buffer;
+        if (i % 3 === 0) bad = good.subarray(0, Math.floor(random() * good.length)); // truncated
+        else {
+          bad = Buffer.from(good); // bits flipped: in the header (every other case) or anywhere
+          const span = i % 3 === 1 ? Math.min(64, bad.length) : bad.length;
+          for (let k = 1 + Math.floor(random() * 8); k > 0; k--) bad[Math.floor(random() * span)] ^= 1 << Math.floor(random() * 8);
+        }
+        const outcome = await native().decode(bad).then(
+          (im) => (im.width > 0 && im.height > 0 && im.width * im.height <= 64 * 2 ** 20 ? 'decoded' : 'absurd'),
+          (err: { code: string; message: string }) => (err.message ? err.code : 'no message'),
+        );
+        outcomes[`${file} ${outcome}`] = (outcomes[`${file} ${outcome}`] ?? 0) + 1;
+        expect(['decoded', 'ERR_DECODE', 'ERR_UNSUPPORTED_FORMAT', 'ERR_IMAGE_TOO_LARGE']).toContain(outcome);
+      }
+    }
+    // eslint-disable-next-line no-console
+    console.log(`damaged files: ${JSON.stringify(outcomes)}`);
+    // a bitmap that declares 100000x100000 is refused from its header, before any decoder reads it
+    const bmp = Buffer.from(await fs.readFile(path.join(tmp, 'f.bmp')));
+    bmp.writeInt32LE(100000, 18);
+    bmp.writeInt32LE(-100000, 22);
+    await expect(native().decode(bmp)).rejects.toMatchObject({ code: 'ERR_IMAGE_TOO_LARGE' });
+    // through the CLI: the damaged files are named, the good ones still written, exit 1
+    const dir = path.join(tmp, 'mixed');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.copyFile(path.join(tmp, 'f.tif'), path.join(dir, 'good.tif'));
+    const webp = await fs.readFile(path.join(tmp, 'l.webp'));
+    await fs.writeFile(path.join(dir, 'cut.webp'), webp.subarray(0, webp.length >> 1));
+    await fs.writeFile(path.join(dir, 'huge.bmp'), bmp);
+    const out = path.join(tmp, 'mixed-out');
+    const r = await runCli(['process', dir, '-o', out, '--model', 'u2netp', '--json']);
+    expect(r.code).toBe(1);
+    const s = JSON.parse(r.stdout.toString());
+    expect(s).toMatchObject({ frames: 3, succeeded: 1, failed: 2 });
+    expect(s.failures.map((f: { origin: string; code: string }) => [path.basename(f.origin), f.code])).toEqual([
+      ['cut.webp', 'ERR_DECODE'],
+      ['huge.bmp', 'ERR_IMAGE_TOO_LARGE'],
+    ]);
+    expect(existsSync(path.join(out, 'good.png'))).toBe(true);
+  }, 120000);
+
+  (hasTestdata('rembg') ? it : it.skip)('EXIF orientations 1-8 give the mask of the pre-rotated photo; WebP out is smaller than PNG on the rembg photos', async () => {
+    const rembg = path.join(testdata, 'rembg');
+    const photo = await fs.readFile(path.join(rembg, 'car-1.jpg'));
+    const oriented = path.join(tmp, 'oriented');
+    const prerotated = path.join(tmp, 'prerotated');
+    await fs.mkdir(oriented, { recursive: true });
+    await fs.mkdir(prerotated, { recursive: true });
+    for (let o = 1; o <= 8; o++) {
+      await fs.writeFile(path.join(oriented, `o${o}.jpg`), withOrientation(photo, o, o % 2 === 0));
+      expect(await vips(['autorot', path.join(oriented, `o${o}.jpg`), path.join(prerotated, `o${o}.png`)])).toBe(true);
+    }
+    const [outA, outB] = [path.join(tmp, 'masks-oriented'), path.join(tmp, 'masks-prerotated')];
+    expect((await runCli(['process', oriented, '-o', outA, '--format', 'mask', '--model', 'u2netp'])).code).toBe(0);
+    expect((await runCli(['process', prerotated, '-o', outB, '--format', 'mask', '--model', 'u2netp'])).code).toBe(0);
+    const upright = await native().decode(photo);
+    for (let o = 1; o <= 8; o++) {
+      const [a, b] = [await greyOf(await fs.readFile(path.join(outA, `o${o}.png`))), await greyOf(await fs.readFile(path.join(outB, `o${o}.png`)))];
+      expect([a.width, a.height]).toEqual(o >= 5 ? [upright.height, upright.width] : [upright.width, upright.height]);
+      expect([b.width, b.height]).toEqual([a.width, a.height]);
+      expect(iou(a.data, b.data)).toBeGreaterThan(0.995);
+      expect(meanAbsError(a.data, b.data)).toBeLessThan(0.002);
+    }
+    // WebP (lossless) against PNG (default level) on the rembg photos: the same alpha, fewer bytes
+    const photos = (await fs.readdir(rembg)).filter((f) => f.endsWith('.jpg'));
+    const [pngDir, webpDir] = [path.join(tmp, 'rembg-png'), path.join(tmp, 'rembg-webp')];
+    expect((await runCli(['process', ...photos.map((p) => path.join(rembg, p)), '-o', pngDir, '--model', 'u2netp'])).code).toBe(0);
+    expect((await runCli(['process', ...photos.map((p) => path.join(rembg, p)), '-o', webpDir, '--output-format', 'webp', '--model', 'u2netp'])).code).toBe(0);
+    let [pngBytes, webpBytes] = [0, 0];
+    for (const p of photos) {
+      const name = path.parse(p).name;
+      const [png, webp] = [await fs.readFile(path.join(pngDir, `${name}.png`)), await fs.readFile(path.join(webpDir, `${name}.webp`))];
+      pngBytes += png.length;
+      webpBytes += webp.length;
+      expect((await alphaOf(webp)).data.equals((await alphaOf(png)).data)).toBe(true);
+    }
+    // eslint-disable-next-line no-console
+    console.log(`rembg photos: WebP lossless ${webpBytes} bytes, PNG ${pngBytes} bytes, ratio ${(webpBytes / pngBytes).toFixed(3)}`);
+    expect(webpBytes).toBeLessThan(pngBytes);
+  }, 180000);
 });
