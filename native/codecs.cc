@@ -54,6 +54,21 @@ bool jpegNeedsColourManagement(const uint8_t* data, size_t size) {
   return colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
 }
 
+// Does a PNG carry an ICC profile (iCCP) or EXIF (eXIf, which may hold an orientation) before its
+// pixels? A walk over the chunk headers, bounded by the buffer.
+bool pngNeedsLibvips(const uint8_t* data, size_t size) {
+  size_t at = 8;
+  while (at + 8 <= size) {
+    const size_t len = size_t(data[at]) << 24 | size_t(data[at + 1]) << 16 | size_t(data[at + 2]) << 8 | data[at + 3];
+    const uint8_t* type = data + at + 4;
+    if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) return false;
+    if (std::memcmp(type, "iCCP", 4) == 0 || std::memcmp(type, "eXIf", 4) == 0) return true;
+    if (len > size) return false;
+    at += 12 + len;
+  }
+  return false;
+}
+
 Image decodePng(const uint8_t* data, size_t size, const DecodeLimits& limits, int channels) {
   std::unique_ptr<spng_ctx, void (*)(spng_ctx*)> ctx(spng_ctx_new(0), spng_ctx_free);
   if (!ctx) throw Error("ERR_DECODE", "cannot initialise the PNG decoder");
@@ -98,6 +113,8 @@ Image decodeAny(const uint8_t* data, size_t size, const DecodeLimits& limits, in
       return decodeWithVips(data, size, ImageFormat::Jpeg, limits, channels, checkDimensions);
     }
     case ImageFormat::Png:
+      // a colour profile or EXIF orientation: libvips converts and orients
+      if (pngNeedsLibvips(data, size)) return decodeWithVips(data, size, ImageFormat::Png, limits, channels, checkDimensions);
       return decodePng(data, size, limits, channels);
     case ImageFormat::Unknown:
       throw Error("ERR_UNSUPPORTED_FORMAT",
