@@ -3,7 +3,8 @@ import { Command, Flags } from '@oclif/core';
 import { runCapture } from '../lib/capture';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
-import { parseBrokers } from '../lib/kafka/client';
+import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
+import type { KafkaSettings } from '../lib/kafka/settings';
 
 export default class Capture extends Command {
   static description = 'Send frames from a video file or a camera to a Kafka topic (JPEG, keyed by camera id)';
@@ -18,7 +19,7 @@ export default class Capture extends Command {
     video: Flags.string({ description: 'a video file to read', exclusive: ['camera'] }),
     camera: Flags.string({ description: 'a camera: index (0 = /dev/video0) or device path', exclusive: ['video'] }),
     'camera-id': Flags.string({ description: 'camera id: the message key (letters, digits, . _ -)', required: true }),
-    brokers: Flags.string({ description: 'Kafka bootstrap servers, host:port[,host:port]', default: '127.0.0.1:9092', aliases: ['kafka-brokers'] }),
+    brokers: Flags.string({ description: 'Kafka bootstrap servers, host:port[,host:port] [default: --kafka-config\'s bootstrap.servers, else 127.0.0.1:9092]', aliases: ['kafka-brokers'] }),
     topic: Flags.string({ description: 'topic to send frames to', required: true }),
     fps: Flags.integer({ description: 'pace to this many frames/s (0: as fast as possible; default: the video rate)', min: 0 }),
     quality: Flags.integer({ description: 'JPEG quality', min: 1, max: 100, default: 85 }),
@@ -28,6 +29,7 @@ export default class Capture extends Command {
     format: Flags.string({ description: 'message format: binary (JPEG value, headers) or seed-json (the old JSON)', options: ['binary', 'seed-json'], default: 'binary' }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
     json: Flags.boolean({ description: 'print a machine-readable summary', default: false }),
+    ...kafkaClientFlags,
   };
 
   async run(): Promise<void> {
@@ -40,7 +42,7 @@ export default class Capture extends Command {
     let last = 0;
     try {
       const s = await runCapture({
-        brokers: parseBrokers(flags.brokers),
+        ...kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings },
         connectTimeoutMs: flags['connect-timeout'] * 1000,
         clientId: `bgrm-capture-${flags['camera-id']}`,
         video: flags.video,

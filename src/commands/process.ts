@@ -1,7 +1,8 @@
 // bgrm process: remove the background from images, folders, videos or standard input.
 import { Args, Command, Flags } from '@oclif/core';
 import { BgrmError, errorCode, errorMessage } from '../lib/errors';
-import { parseBrokers } from '../lib/kafka/client';
+import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
+import type { KafkaSettings } from '../lib/kafka/settings';
 import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
@@ -81,6 +82,7 @@ export default class Process extends Command {
     'status-topic': Flags.string({ description: 'topic for this worker\'s status records, read by bgrm serve', default: 'bgrm.status', helpGroup: 'KAFKA' }),
     status: Flags.boolean({ description: 'publish status records every 2 s (--no-status: none)', default: true, allowNo: true, helpGroup: 'KAFKA' }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10, helpGroup: 'KAFKA' }),
+    ...kafkaClientFlags,
     json: Flags.boolean({ description: 'print a machine-readable summary (to stderr when -o -)', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress line', default: false }),
   };
@@ -117,7 +119,7 @@ export default class Process extends Command {
         if (!flags.topic || inputs.length > 0) throw new BgrmError('ERR_USAGE', 'Kafka worker mode takes --topic (and --brokers), and no input files');
         summary = await runWorker({
           ...common,
-          brokers: parseBrokers(flags.brokers ?? '127.0.0.1:9092'),
+          ...(kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings }),
           connectTimeoutMs: flags['connect-timeout'] * 1000,
           topic: flags.topic,
           group: flags.group,

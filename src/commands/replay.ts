@@ -2,7 +2,8 @@
 import { Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
-import { parseBrokers } from '../lib/kafka/client';
+import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
+import type { KafkaSettings } from '../lib/kafka/settings';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
 import { fastModel } from '../lib/quantize';
@@ -26,7 +27,7 @@ export default class Replay extends Command {
   ];
 
   static flags = {
-    brokers: Flags.string({ description: 'Kafka bootstrap servers', default: '127.0.0.1:9092', aliases: ['kafka-brokers'] }),
+    brokers: Flags.string({ description: 'Kafka bootstrap servers [default: --kafka-config\'s bootstrap.servers, else 127.0.0.1:9092]', aliases: ['kafka-brokers'] }),
     topic: Flags.string({ description: 'the frame topic', required: true }),
     'from-offset': Flags.integer({ description: 'first offset (each selected partition)', min: 0, exclusive: ['from-time'] }),
     'from-time': Flags.string({ description: 'first message time, ISO 8601', exclusive: ['from-offset'] }),
@@ -51,6 +52,7 @@ export default class Replay extends Command {
     'max-pixels': Flags.integer({ min: 1, default: 64 * 1024 * 1024 }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10 }),
     json: Flags.boolean({ description: 'print a machine-readable summary', default: false }),
+    ...kafkaClientFlags,
   };
 
   async run(): Promise<void> {
@@ -60,7 +62,7 @@ export default class Replay extends Command {
     let summary;
     try {
       summary = await runReplay({
-        brokers: parseBrokers(flags.brokers),
+        ...kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings },
         connectTimeoutMs: flags['connect-timeout'] * 1000,
         topic: flags.topic,
         fromOffset: flags['from-offset'],

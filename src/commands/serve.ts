@@ -1,7 +1,7 @@
 // bgrm serve: the HTTP API, Prometheus metrics and the live dashboard of the Kafka pipeline.
 import { Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../lib/errors';
-import { parseBrokers } from '../lib/kafka/client';
+import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
 import { DEFAULT_MODEL } from '../lib/models';
 import { defaultThreads } from '../lib/segmenter';
 import { startServer } from '../lib/serve/server';
@@ -35,11 +35,13 @@ export default class Serve extends Command {
     'output-topic': Flags.string({ description: 'the workers\' output topic (read_committed) for live previews', helpGroup: 'PIPELINE' }),
     'status-topic': Flags.string({ description: 'the workers\' status topic', default: DEFAULT_STATUS_TOPIC, helpGroup: 'PIPELINE' }),
     'connect-timeout': Flags.integer({ description: 'seconds to wait for the broker', min: 1, default: 10, helpGroup: 'PIPELINE' }),
+    ...kafkaClientFlags,
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     try {
+      const kafka = kafkaClient(flags);
       const server = await startServer({
         host: flags.host,
         port: flags.port,
@@ -53,10 +55,11 @@ export default class Serve extends Command {
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         pngLevel: flags['png-level'],
-        brokers: flags.brokers ? parseBrokers(flags.brokers) : undefined,
+        brokers: kafka.brokers,
+        kafkaSettings: kafka.settings,
         topic: flags.topic,
         outputTopic: flags['output-topic'],
-        statusTopic: flags.brokers ? flags['status-topic'] : undefined,
+        statusTopic: kafka.brokers ? flags['status-topic'] : undefined,
         connectTimeoutMs: flags['connect-timeout'] * 1000,
         version: this.config.version,
       });

@@ -122,7 +122,7 @@ function topicOutput(
       transactionalId: `bgrm-${job.group}-${workerId}`,
       workerId,
       model,
-      content: `${job.format}/png`,
+      content: `${job.format}/${job.outputFormat ?? 'png'}`,
       maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
       onCommitted: (timestamps) => timestamps.forEach(recordLatency), // visible to readers now
     },

@@ -1,4 +1,6 @@
 // bgrm capture against a real Kafka broker started by the project's script.
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeFrameMessage } from '../../src/lib/kafka/messages';
 import { native } from '../../src/lib/native';
@@ -55,6 +57,28 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm capture (re
     const f = decodeFrameMessage(msgs[2]);
     expect([f.cameraId, f.frameNumber, f.meta.quality]).toEqual(['legacy', 2, 70]);
     expect((await native().decode(f.bytes)).width).toBe(854);
+  });
+
+  it('client settings: a properties file (its bootstrap.servers), -X and the environment reach the client; bgrm\'s keys refused; no secret printed', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-kafka-config-'));
+    const secret = 'Sup3r-Secret-Value-42';
+    const config = path.join(dir, 'client.properties');
+    await fs.writeFile(config, `# a client.properties as Kafka users keep them\nbootstrap.servers = ${brokers}\ncompression.type: lz4\nclient.rack=rack-1\nsasl.password=${secret}\n`);
+    const topic = 'capture-configured';
+    const video = path.join(testdata, 'video', 'breakdance.mp4');
+    const base = ['capture', '--video', video, '--camera-id', 'cfg', '--topic', topic, '--fps', '0', '--max-frames', '3'];
+    const ok = await runCli([...base, '--kafka-config', config, '-X', 'linger.ms=1', '--json'], { env: { BGRM_KAFKA_SASL_USERNAME: 'bgrm' } });
+    expect(ok.code).toBe(0);
+    expect(await readTopic(brokers, topic, 3)).toHaveLength(3);
+    expect(ok.stdout.toString() + ok.stderr).not.toContain(secret);
+    const own = await runCli([...base, '--kafka-config', config, '-X', 'enable.idempotence=false']);
+    expect(own.code).toBe(2);
+    expect(own.stderr).toMatch(/'enable\.idempotence' \(from -X\) is bgrm's own/);
+    const unknown = await runCli([...base, '--brokers', brokers, '-X', 'no.such.property=1', '--kafka-config', config]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('no.such.property');
+    expect(unknown.stderr + own.stderr).not.toContain(secret);
+    await fs.rm(dir, { recursive: true, force: true });
   });
 
   it('a broker that is down: a clear error within the connect timeout, exit 1', async () => {

@@ -2,6 +2,7 @@
 // bounded waits and errors that say what to do when the broker cannot be reached.
 import * as Kafka from 'node-rdkafka';
 import { BgrmError } from '../errors';
+import { scrub, type KafkaSettings } from './settings';
 
 export interface KafkaConnection {
   /** Comma-separated host:port list. */
@@ -9,6 +10,13 @@ export interface KafkaConnection {
   clientId?: string;
   /** How long to wait for the broker before giving up. */
   connectTimeoutMs?: number;
+  /** The user's client settings (TLS, SASL, tuning; see settings.ts), applied last to every client. */
+  settings?: KafkaSettings;
+}
+
+/** A client's configuration: bgrm's keys for this client, then the user's settings (bgrm's own keys are refused there). */
+export function clientConfig<T extends object>(conn: KafkaConnection, own: T): T {
+  return { ...own, ...(conn.settings ?? {}) };
 }
 
 export function parseBrokers(value: string): string {
@@ -22,7 +30,7 @@ export function parseBrokers(value: string): string {
 export function unreachable(conn: KafkaConnection, detail: string): BgrmError {
   return new BgrmError(
     'ERR_BROKER_UNREACHABLE',
-    `cannot reach Kafka at ${conn.brokers} within ${Math.round((conn.connectTimeoutMs ?? 10000) / 1000)} s (${detail}). ` +
+    `cannot reach Kafka at ${conn.brokers} within ${Math.round((conn.connectTimeoutMs ?? 10000) / 1000)} s (${scrub(detail, conn.settings)}). ` +
       'Is the broker running? For a local one: scripts/kafka/kafka.sh start',
   );
 }
@@ -43,7 +51,7 @@ export function baseConfig(conn: KafkaConnection): Kafka.GlobalConfig {
 /** Creates the topic if it is missing; resolves 'exists' or 'created'. */
 export function ensureTopic(conn: KafkaConnection, topic: string, partitions: number): Promise<'exists' | 'created'> {
   const timeout = conn.connectTimeoutMs ?? 10000;
-  const admin = Kafka.AdminClient.create(baseConfig(conn));
+  const admin = Kafka.AdminClient.create(clientConfig(conn, baseConfig(conn)));
   return new Promise<'exists' | 'created'>((resolve, reject) => {
     admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1 }, timeout, (err) => {
       if (!err) return resolve('created');
@@ -51,7 +59,7 @@ export function ensureTopic(conn: KafkaConnection, topic: string, partitions: nu
       if (err.code === Kafka.CODES.ERRORS.ERR__TIMED_OUT || err.code === Kafka.CODES.ERRORS.ERR__TRANSPORT) {
         return reject(unreachable(conn, err.message));
       }
-      reject(new BgrmError('ERR_KAFKA', `cannot create topic ${topic}: ${err.message}`));
+      reject(new BgrmError('ERR_KAFKA', `cannot create topic ${topic}: ${scrub(err.message, conn.settings)}`));
     });
   }).finally(() => admin.disconnect());
 }
@@ -59,7 +67,7 @@ export function ensureTopic(conn: KafkaConnection, topic: string, partitions: nu
 /** An idempotent producer (acks=all) with delivery reports, connected. */
 export function connectProducer(conn: KafkaConnection, extra: Kafka.ProducerGlobalConfig = {}): Promise<Kafka.Producer> {
   const producer = new Kafka.Producer(
-    {
+    clientConfig(conn, {
       ...baseConfig(conn),
       dr_cb: true,
       'enable.idempotence': true,
@@ -67,7 +75,7 @@ export function connectProducer(conn: KafkaConnection, extra: Kafka.ProducerGlob
       'queue.buffering.max.kbytes': 64 * 1024,
       'linger.ms': 5,
       ...extra,
-    },
+    }),
     { 'request.required.acks': -1 }, // acks=all (idempotence requires it too)
   );
   return new Promise((resolve, reject) => {

@@ -12,6 +12,7 @@ import { parseColor } from '../background';
 import { Metrics } from '../metrics';
 import { knownModels, modelsDir } from '../models';
 import { native, projectRoot, type ProcessOptions } from '../native';
+import type { KafkaSettings } from '../kafka/settings';
 import { OUTPUT_FORMATS, type OutputFormat } from '../output-format';
 import { openSegmenter, type OpenSegmenter, type SegmenterConfig } from '../segmenter';
 import { imageFromMultipart } from './multipart';
@@ -37,6 +38,8 @@ export interface ServeOptions extends SegmenterConfig {
   outputTopic?: string;
   statusTopic?: string;
   connectTimeoutMs?: number;
+  /** The user's Kafka client settings (--kafka-config, -X, ...). */
+  kafkaSettings?: KafkaSettings;
   version: string;
 }
 

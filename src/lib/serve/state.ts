@@ -5,7 +5,8 @@
 import type * as http from 'node:http';
 import * as Kafka from 'node-rdkafka';
 import * as client from 'prom-client';
-import { baseConfig, ensureTopic } from '../kafka/client';
+import { baseConfig, clientConfig, ensureTopic } from '../kafka/client';
+import { scrub, type KafkaSettings } from '../kafka/settings';
 import { decodeFrameMessage, headerMap, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 import { STATUS_KIND, type WorkerStatus } from '../status';
 import type { Metrics } from '../metrics';
@@ -16,6 +17,8 @@ export interface StateOptions {
   outputTopic?: string;
   statusTopic?: string;
   connectTimeoutMs?: number;
+  /** The user's Kafka client settings (--kafka-config, -X, ...). */
+  kafkaSettings?: KafkaSettings;
 }
 
 interface CameraView {
@@ -86,16 +89,16 @@ export class PipelineState {
     this.tick = setInterval(() => this.sample(), 1000);
     this.tick.unref();
     if (!this.watching) return;
-    const conn = { brokers: this.opts.brokers!, clientId: 'bgrm-serve', connectTimeoutMs: this.opts.connectTimeoutMs };
+    const conn = { brokers: this.opts.brokers!, clientId: 'bgrm-serve', connectTimeoutMs: this.opts.connectTimeoutMs, settings: this.opts.kafkaSettings };
     const consumer = new Kafka.KafkaConsumer(
-      {
+      clientConfig(conn, {
         ...baseConfig(conn),
         'group.id': `bgrm-serve-${process.pid}-${Date.now()}`,
         'enable.auto.commit': false,
         'isolation.level': 'read_committed',
         'topic.metadata.refresh.interval.ms': 2000,
         'queued.max.messages.kbytes': 16 * 1024,
-      },
+      }),
       { 'auto.offset.reset': 'latest' },
     );
     try {
@@ -108,14 +111,14 @@ export class PipelineState {
       }
     } catch (err) {
       // The API keeps working without the broker; the dashboard says why the pipeline view is empty.
-      this.brokerError = `cannot reach Kafka at ${this.opts.brokers}: ${(err as Error).message}`;
+      this.brokerError = `cannot reach Kafka at ${this.opts.brokers}: ${scrub((err as Error).message, conn.settings)}`;
       return;
     }
     consumer.setDefaultConsumeTimeout(500);
     this.consumer = consumer;
     await this.subscribeExisting();
     if (this.opts.topic) {
-      const fetcher = new Kafka.KafkaConsumer({ ...baseConfig(conn), 'group.id': `bgrm-serve-fetch-${process.pid}`, 'enable.auto.commit': false }, {});
+      const fetcher = new Kafka.KafkaConsumer(clientConfig(conn, { ...baseConfig(conn), 'group.id': `bgrm-serve-fetch-${process.pid}`, 'enable.auto.commit': false }), {});
       await new Promise<void>((resolve) => fetcher.connect({ timeout: 10000 }, (err) => (err ? resolve() : ((this.fetcher = fetcher), resolve()))));
       this.fetcher?.setDefaultConsumeTimeout(5000);
     }

@@ -8,7 +8,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
-import { baseConfig, ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
 import type { KafkaHeaders } from '../kafka/messages';
 import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
 
@@ -115,14 +115,16 @@ export class TransactionalTopicSink implements FrameSink {
 
   /** A transactional producer, connected; initTransactions settles what an earlier one of this id left open. */
   private async connectProducer(): Promise<Kafka.Producer> {
-    const producer = new Kafka.Producer({
-      ...baseConfig({ ...this.opts, clientId: `bgrm-${this.opts.workerId}` }),
-      'transactional.id': this.opts.transactionalId,
-      'transaction.timeout.ms': 15000, // an abandoned transaction (killed worker) is aborted within 15 s
-      'enable.idempotence': true,
-      'message.max.bytes': Math.max(this.opts.maxMessageBytes + 64 * 1024, 1024 * 1024),
-      'linger.ms': 5,
-    });
+    const producer = new Kafka.Producer(
+      clientConfig(this.opts, {
+        ...baseConfig({ ...this.opts, clientId: `bgrm-${this.opts.workerId}` }),
+        'transactional.id': this.opts.transactionalId,
+        'transaction.timeout.ms': 15000, // an abandoned transaction (killed worker) is aborted within 15 s
+        'enable.idempotence': true,
+        'message.max.bytes': Math.max(this.opts.maxMessageBytes + 64 * 1024, 1024 * 1024),
+        'linger.ms': 5,
+      }),
+    );
     await new Promise<void>((resolve, reject) =>
       producer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
     );

@@ -3,7 +3,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
-import { unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, unreachable, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface RangeOptions extends KafkaConnection {
@@ -41,16 +41,15 @@ export class KafkaRangeSource implements FrameSource {
     const o = this.opts;
     const timeout = o.connectTimeoutMs ?? 10000;
     const consumer = new Kafka.KafkaConsumer(
-      {
-        'metadata.broker.list': o.brokers,
+      clientConfig(o, {
+        ...baseConfig({ ...o, clientId: o.clientId ?? 'bgrm-replay' }),
         'group.id': `bgrm-replay-${process.pid}-${Date.now()}`, // required by librdkafka; never used to commit
         'enable.auto.commit': false,
         'enable.auto.offset.store': false,
         'isolation.level': 'read_committed',
         'queued.max.messages.kbytes': 32 * 1024,
         'fetch.message.max.bytes': 16 * 1024 * 1024,
-        'socket.connection.setup.timeout.ms': timeout,
-      },
+      }),
       {},
     );
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout }, (err) => (err ? reject(unreachable(o, err.message)) : resolve())));

@@ -4,7 +4,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
-import { baseConfig, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, unreachable, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
@@ -63,7 +63,7 @@ export class KafkaFrameSource implements FrameSource {
 
   async connect(): Promise<void> {
     const consumer = new Kafka.KafkaConsumer(
-      {
+      clientConfig(this.opts, {
         ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
         'group.id': this.opts.group,
         'enable.auto.commit': false,
@@ -94,7 +94,7 @@ export class KafkaFrameSource implements FrameSource {
           this.commit(true, assignment); // before partitions go to another worker, commit what is done here
           this.unassign(assignment, consumer);
         },
-      },
+      }),
       { 'auto.offset.reset': 'earliest' },
     );
     await new Promise<void>((resolve, reject) =>
