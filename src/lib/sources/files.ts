@@ -19,7 +19,7 @@ export interface IgnoredFile {
 }
 
 export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
-const HEAD_BYTES = 32;
+const HEAD_BYTES = 64; // enough for every signature, and for a HEIF file's first brands
 const READABLE = 'JPEG, PNG, WebP, TIFF, BMP, GIF, HEIF/HEIC, AVIF';
 
 /** The image format a file's first bytes name, or null (unreadable files too). */
