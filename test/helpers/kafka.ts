@@ -16,6 +16,15 @@ export function startBroker(port: number): string {
   return execFileSync('bash', [script, 'start', '--port', String(port)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
+/**
+ * A broker as production runs them (kafka.sh start --secure): SASL_SSL with SCRAM on `port`, mutual
+ * TLS on port + 2. Returns the folder of its CA, client certificate, password and client settings.
+ */
+export function startSecureBroker(port: number): { brokers: string; tls: string } {
+  const brokers = execFileSync('bash', [script, 'start', '--port', String(port), '--secure'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  return { brokers, tls: path.join(root, '.cache', 'kafka', `run-${port}`, 'tls') };
+}
+
 /** Starts the broker of `port` again on the data that stopBroker(port, true) kept. */
 export function startBrokerAgain(port: number): string {
   return execFileSync('bash', [script, 'start', '--port', String(port), '--keep-data'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -35,6 +44,7 @@ export async function readTopic(
   count: number,
   timeoutMs = 30000,
   until: (msgs: IncomingMessage[]) => boolean = () => false,
+  settings: Record<string, string> = {},
 ): Promise<IncomingMessage[]> {
   const consumer = new Kafka.KafkaConsumer(
     {
@@ -43,6 +53,7 @@ export async function readTopic(
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',
       'topic.metadata.refresh.interval.ms': 1000,
+      ...settings,
     },
     { 'auto.offset.reset': 'earliest' },
   );

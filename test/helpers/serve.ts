@@ -15,9 +15,9 @@ export interface Served {
 }
 
 /** Spawns `bgrm ARGS` and waits until it prints a line matching `ready` (whose group 1 is the URL). */
-export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000): Promise<Served> {
+export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000, env?: NodeJS.ProcessEnv): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let err = '';
     let out = '';
     const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
@@ -51,8 +51,8 @@ export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000): P
   });
 }
 
-export function startServe(args: string[] = []): Promise<Served> {
-  return spawnUntil(['serve', '--port', '0', ...args], /bgrm serve: (http:\/\/[^/\s]+)\//);
+export function startServe(args: string[] = [], env?: NodeJS.ProcessEnv): Promise<Served> {
+  return spawnUntil(['serve', '--port', '0', ...args], /bgrm serve: (http:\/\/[^/\s]+)\//, 120000, env);
 }
 
 export interface Reply {

@@ -5,7 +5,8 @@
 import type * as http from 'node:http';
 import * as Kafka from 'node-rdkafka';
 import * as client from 'prom-client';
-import { baseConfig, clientConfig, ensureTopic } from '../kafka/client';
+import { BgrmError } from '../errors';
+import { baseConfig, clientConfig, connectClient, ensureTopic } from '../kafka/client';
 import { scrub, type KafkaSettings } from '../kafka/settings';
 import { decodeFrameMessage, headerMap, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 import { STATUS_KIND, type WorkerStatus } from '../status';
@@ -102,7 +103,7 @@ export class PipelineState {
       { 'auto.offset.reset': 'latest' },
     );
     try {
-      await new Promise<void>((resolve, reject) => consumer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(err) : resolve())));
+      await connectClient(consumer, conn);
       // The status topic is bgrm's own: made here as a worker would make it, so that the order in
       // which serve and the workers start does not matter.
       if (this.opts.statusTopic) {
@@ -111,7 +112,7 @@ export class PipelineState {
       }
     } catch (err) {
       // The API keeps working without the broker; the dashboard says why the pipeline view is empty.
-      this.brokerError = `cannot reach Kafka at ${this.opts.brokers}: ${scrub((err as Error).message, conn.settings)}`;
+      this.brokerError = err instanceof BgrmError ? err.message : `cannot reach Kafka at ${this.opts.brokers}: ${scrub((err as Error).message, conn.settings)}`;
       return;
     }
     consumer.setDefaultConsumeTimeout(500);

@@ -8,7 +8,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
-import { baseConfig, clientConfig, ensureTopic, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, connectClient, ensureTopic, type KafkaConnection } from '../kafka/client';
 import type { KafkaHeaders } from '../kafka/messages';
 import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
 
@@ -125,9 +125,7 @@ export class TransactionalTopicSink implements FrameSink {
         'linger.ms': 5,
       }),
     );
-    await new Promise<void>((resolve, reject) =>
-      producer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
-    );
+    await connectClient(producer, this.opts);
     producer.setPollInterval(50);
     await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch((err: Error) => {
       producer.disconnect();

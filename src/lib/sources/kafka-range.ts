@@ -3,7 +3,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
-import { baseConfig, clientConfig, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface RangeOptions extends KafkaConnection {
@@ -52,7 +52,7 @@ export class KafkaRangeSource implements FrameSource {
       }),
       {},
     );
-    await new Promise<void>((resolve, reject) => consumer.connect({ timeout }, (err) => (err ? reject(unreachable(o, err.message)) : resolve())));
+    await connectClient(consumer, o);
     this.consumer = consumer;
     const meta = await call<Kafka.Metadata>((cb) => consumer.getMetadata({ topic: o.topic, timeout }, cb));
     const topic = meta.topics.find((t) => t.name === o.topic);

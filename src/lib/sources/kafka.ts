@@ -4,7 +4,7 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
-import { baseConfig, clientConfig, unreachable, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
@@ -97,9 +97,7 @@ export class KafkaFrameSource implements FrameSource {
       }),
       { 'auto.offset.reset': 'earliest' },
     );
-    await new Promise<void>((resolve, reject) =>
-      consumer.connect({ timeout: this.opts.connectTimeoutMs ?? 10000 }, (err) => (err ? reject(unreachable(this.opts, err.message)) : resolve())),
-    );
+    await connectClient(consumer, this.opts);
     // librdkafka reports a lost broker here (and reconnects by itself)
     consumer.on('event.error', () => (this.troubledAt = Date.now()));
     consumer.subscribe([this.opts.topic]);
