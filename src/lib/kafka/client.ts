@@ -61,11 +61,14 @@ export function connectionError(conn: KafkaConnection, detail: string, reasons: 
   return unreachable(conn, detail);
 }
 
-/** The errors librdkafka logs while a client connects (it logs them even without debug). */
+/**
+ * The errors librdkafka logs while a client connects (it logs them even without debug). Errors only
+ * (severity 3 and below): a warning must not end a connection that may still succeed.
+ */
 export function collectReasons(client: Kafka.Client<Kafka.KafkaClientEvents>, onReason?: () => void): { reasons: string[]; stop: () => void } {
   const reasons: string[] = [];
   const onLog = (log: { severity: number; message: string }) => {
-    if (log.severity > 4 || reasons.length >= 20) return;
+    if (log.severity > 3 || reasons.length >= 20) return;
     reasons.push(log.message);
     onReason?.();
   };
