@@ -13,8 +13,9 @@ PACKAGES=(build-essential cmake pkg-config python3 libturbojpeg0-dev libspng-dev
 command -v java >/dev/null || PACKAGES+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || PACKAGES+=(maven)
 # --test: what only the test suite needs: Debian's Chromium, driven headless by playwright-core; vips's
-# command line, which writes the test images of every format.
-if [ "${1:-}" = "--test" ]; then PACKAGES+=(chromium libvips-tools); fi
+# command line, which writes the test images of every format; openssl, which makes the certificates of
+# the secure test broker (kafka.sh start --secure).
+if [ "${1:-}" = "--test" ]; then PACKAGES+=(chromium libvips-tools openssl); fi
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
