@@ -163,9 +163,12 @@ Image orient(Image im, int orientation) {
     case 3: cv::flip(src, dst, -1); break;
     case 4: cv::flip(src, dst, 0); break;
     case 5: cv::transpose(src, dst); break;
-    case 6: cv::transpose(src, dst), cv::flip(dst, dst, 1); break;  // 90 degrees clockwise
-    case 7: cv::transpose(src, dst), cv::flip(dst, dst, -1); break;
-    case 8: cv::transpose(src, dst), cv::flip(dst, dst, 0); break;  // 90 degrees anticlockwise
+    case 6: cv::rotate(src, dst, cv::ROTATE_90_CLOCKWISE); break;
+    case 7:  // transverse: transposed, then turned half round
+      cv::transpose(src, dst);
+      cv::flip(dst, dst, -1);
+      break;
+    case 8: cv::rotate(src, dst, cv::ROTATE_90_COUNTERCLOCKWISE); break;
   }
   return out;
 }
