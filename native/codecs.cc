@@ -27,6 +27,8 @@ void checkDimensions(int64_t width, int64_t height, const DecodeLimits& limits) 
   }
 }
 
+// The fast path; an empty image when the JPEG is CMYK or YCCK (libjpeg-turbo would hand back ink
+// values, not colours), which libvips then converts.
 Image decodeJpeg(const uint8_t* data, size_t size, const DecodeLimits& limits, int channels) {
   std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitDecompress(), tjDestroy);
   if (!tj) throw Error("ERR_DECODE", "cannot initialise the JPEG decoder");
@@ -35,6 +37,7 @@ Image decodeJpeg(const uint8_t* data, size_t size, const DecodeLimits& limits, i
     throw Error("ERR_DECODE", std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj.get()));
   }
   checkDimensions(width, height, limits);
+  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) return Image();
   Image out(width, height, channels);
   // Stop on warnings too: libjpeg reports a truncated file as a warning and would fill the rest grey.
   if (tjDecompress2(tj.get(), data, (unsigned long)size, out.pixels.data(), width, width * channels, height, channels == 4 ? TJPF_RGBA : TJPF_RGB,
@@ -44,14 +47,6 @@ Image decodeJpeg(const uint8_t* data, size_t size, const DecodeLimits& limits, i
                                   tjGetErrorStr2(tj.get()));
   }
   return out;
-}
-
-// CMYK and YCCK JPEGs: libjpeg-turbo would hand back ink values, not colours.
-bool jpegNeedsColourManagement(const uint8_t* data, size_t size) {
-  std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitDecompress(), tjDestroy);
-  int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  if (!tj || tjDecompressHeader3(tj.get(), data, (unsigned long)size, &width, &height, &subsamp, &colorspace) != 0) return false;
-  return colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
 }
 
 // Does a PNG carry an ICC profile (iCCP) or EXIF (eXIf, which may hold an orientation) before its
@@ -109,7 +104,10 @@ Image decodeAny(const uint8_t* data, size_t size, const DecodeLimits& limits, in
       // The fast path (libjpeg-turbo) takes YCbCr and grey JPEGs without a colour profile; CMYK,
       // YCCK and profiled ones go through libvips, which converts them to sRGB.
       const JpegMarkers markers = scanJpegMarkers(data, size);
-      if (!markers.icc && !jpegNeedsColourManagement(data, size)) return orient(decodeJpeg(data, size, limits, channels), markers.orientation);
+      if (!markers.icc) {
+        Image image = decodeJpeg(data, size, limits, channels);
+        if (!image.pixels.empty()) return orient(std::move(image), markers.orientation);
+      }
       return decodeWithVips(data, size, ImageFormat::Jpeg, limits, channels, checkDimensions);
     }
     case ImageFormat::Png:

@@ -4,7 +4,6 @@ import { runCapture } from '../lib/capture';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
-import type { KafkaSettings } from '../lib/kafka/settings';
 
 export default class Capture extends Command {
   static description = 'Send frames from a video file or a camera to a Kafka topic (JPEG, keyed by camera id)';
@@ -42,7 +41,7 @@ export default class Capture extends Command {
     let last = 0;
     try {
       const s = await runCapture({
-        ...kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings },
+        ...kafkaClient(flags, '127.0.0.1:9092'),
         connectTimeoutMs: flags['connect-timeout'] * 1000,
         clientId: `bgrm-capture-${flags['camera-id']}`,
         video: flags.video,

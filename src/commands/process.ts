@@ -2,7 +2,6 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { BgrmError, errorCode, errorMessage } from '../lib/errors';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
-import type { KafkaSettings } from '../lib/kafka/settings';
 import { runLocal } from '../lib/local';
 import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
@@ -119,7 +118,7 @@ export default class Process extends Command {
         if (!flags.topic || inputs.length > 0) throw new BgrmError('ERR_USAGE', 'Kafka worker mode takes --topic (and --brokers), and no input files');
         summary = await runWorker({
           ...common,
-          ...(kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings }),
+          ...kafkaClient(flags, '127.0.0.1:9092'),
           connectTimeoutMs: flags['connect-timeout'] * 1000,
           topic: flags.topic,
           group: flags.group,

@@ -3,7 +3,6 @@ import { Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
-import type { KafkaSettings } from '../lib/kafka/settings';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
 import { fastModel } from '../lib/quantize';
@@ -62,7 +61,7 @@ export default class Replay extends Command {
     let summary;
     try {
       summary = await runReplay({
-        ...kafkaClient(flags, '127.0.0.1:9092') as { brokers: string; settings: KafkaSettings },
+        ...kafkaClient(flags, '127.0.0.1:9092'),
         connectTimeoutMs: flags['connect-timeout'] * 1000,
         topic: flags.topic,
         fromOffset: flags['from-offset'],

@@ -40,6 +40,8 @@ export interface KafkaClientFlagValues {
  * The broker list (--brokers, else the settings' bootstrap.servers, else `fallback`) and the
  * settings without it (bgrm sets the broker list itself).
  */
+export function kafkaClient(flags: KafkaClientFlagValues & { brokers?: string }, fallback: string): { brokers: string; settings: KafkaSettings };
+export function kafkaClient(flags: KafkaClientFlagValues & { brokers?: string }): { brokers?: string; settings: KafkaSettings };
 export function kafkaClient(flags: KafkaClientFlagValues & { brokers?: string }, fallback?: string): { brokers?: string; settings: KafkaSettings } {
   const shorthands: KafkaSettings = {};
   if (flags['security-protocol']) shorthands['security.protocol'] = flags['security-protocol'];
