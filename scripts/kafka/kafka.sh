@@ -9,6 +9,8 @@
 # SCRAM-SHA-256 and PLAIN; user bgrm with a password made at start) and mutual TLS on PORT+2, with a
 # CA and certificates made by openssl at start. It prints what a client needs: the CA, a client
 # certificate and key, the password file, and a client.properties (all under .cache/kafka/run-PORT/tls).
+# Its authoriser (KRaft's StandardAuthorizer) denies user bgrm the topics, groups and transactional ids
+# whose names start with "denied-"; everything else is allowed.
 # Jars come from Maven Central (scripts/kafka/pom.xml) into .cache/kafka/libs; data goes to a fresh
 # folder under .cache/kafka/; the broker listens on 127.0.0.1 only.
 set -euo pipefail
@@ -33,13 +35,16 @@ libs="$root/.cache/kafka/libs"
 run="$root/.cache/kafka/run-$port"
 pidfile="$run/kafka.pid"
 
+# The jars are resolved again when pom.xml changes (.complete holds the checksum of the pom they came from).
 ensure_jars() {
-  if [ ! -f "$libs/.complete" ]; then
+  local want
+  want="$(sha256sum "$here/pom.xml" | cut -c1-64)"
+  if [ "$(cat "$libs/.complete" 2>/dev/null)" != "$want" ]; then
     command -v mvn >/dev/null || { echo "kafka.sh: Maven (mvn) and a JDK 17+ are needed: sudo apt-get install maven openjdk-17-jdk-headless" >&2; exit 1; }
     echo "kafka.sh: resolving Kafka jars with Maven (once)" >&2
     rm -rf "$libs"
     mvn -q -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$libs" >&2
-    touch "$libs/.complete"
+    echo "$want" > "$libs/.complete"
   fi
 }
 
@@ -91,11 +96,25 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bgrm="$pw";
 listener.name.ssl.ssl.client.auth=required
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=true
 ssl.keystore.type=PEM
 ssl.keystore.location=$d/broker.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$d/ca.pem
 PROPS
+}
+
+# --secure: ACLs that deny user bgrm every topic, consumer group and transactional id whose name
+# starts with "denied-" (what a user meets on a cluster whose operator has not granted them); any
+# other resource has no ACL and is allowed. The broker's own plaintext listeners (127.0.0.1) act as
+# the super user that writes them.
+deny_acls() {
+  java_cmd org.apache.kafka.tools.AclCommand --bootstrap-server "127.0.0.1:$internalport" --add \
+    --deny-principal User:bgrm --operation All --resource-pattern-type prefixed \
+    --topic denied- --group denied- --transactional-id denied- >"$run/acls.log" 2>&1 \
+    || { echo "kafka.sh: could not write the ACLs; see $run/acls.log" >&2; tail -5 "$run/acls.log" >&2; exit 1; }
 }
 
 java_cmd() { java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true -Dkafka.logs.dir="$run" \
@@ -150,6 +169,7 @@ PROPS
       if grep -q "Kafka Server started" "$run/server.log" 2>/dev/null; then
         echo "127.0.0.1:$port"
         if [ -d "$run/tls" ]; then
+          deny_acls
           echo "kafka.sh: SASL_SSL (SCRAM-SHA-512/256, PLAIN; user bgrm) on 127.0.0.1:$port, mutual TLS on 127.0.0.1:$tlsport" >&2
           echo "kafka.sh: CA $run/tls/ca.pem, password in $run/tls/password, settings in $run/tls/client.properties and mtls.properties" >&2
         fi

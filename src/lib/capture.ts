@@ -3,6 +3,7 @@
 import type * as Kafka from 'node-rdkafka';
 import { BgrmError } from './errors';
 import { connectProducer, ensureTopic, type KafkaConnection } from './kafka/client';
+import { deniedError } from './kafka/errors';
 import { encodeFrameMessage, type MessageFormat } from './kafka/messages';
 import { native } from './native';
 import { VideoSource } from './sources/video';
@@ -53,10 +54,14 @@ export async function runCapture(job: CaptureJob): Promise<CaptureSummary> {
   let pending = 0;
   const failures: string[] = [];
   let wake: (() => void) | undefined;
+  // A topic the cluster's ACLs refuse stops the capture at its first report (named, not a failure per frame).
+  let denied: BgrmError | undefined;
+  const wanted = { topic: job.topic, topicOps: 'WRITE and DESCRIBE' };
   producer.on('delivery-report', (err: Kafka.LibrdKafkaError | null) => {
     pending--;
     if (err) {
       failed++;
+      denied ??= deniedError(job, err, wanted);
       if (failures.length < 100) failures.push(err.message);
     } else sent++;
     wake?.();
@@ -72,6 +77,7 @@ export async function runCapture(job: CaptureJob): Promise<CaptureSummary> {
       const source = await VideoSource.open(input, { inputArgs, maxFrames: job.maxFrames ? job.maxFrames - frameNumber : undefined });
       if (fps === undefined) fps = job.camera ? 0 : source.fps;
       for await (const frame of source.frames()) {
+        if (denied) throw denied;
         if (job.signal?.aborted || (job.maxFrames !== undefined && frameNumber >= job.maxFrames)) break;
         if (fps > 0) {
           const due = started + (frameNumber * 1000) / fps;
@@ -94,7 +100,7 @@ export async function runCapture(job: CaptureJob): Promise<CaptureSummary> {
             break;
           } catch (err) {
             // the local queue is full: wait for deliveries, then retry the same frame
-            if ((err as Kafka.LibrdKafkaError).code !== -184 /* ERR__QUEUE_FULL */) throw err;
+            if ((err as Kafka.LibrdKafkaError).code !== -184 /* ERR__QUEUE_FULL */) throw deniedError(job, err as Kafka.LibrdKafkaError, wanted) ?? err;
             await sleep(20);
           }
         }
@@ -114,6 +120,7 @@ export async function runCapture(job: CaptureJob): Promise<CaptureSummary> {
     }
     await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
   }
+  if (denied) throw denied;
   const seconds = (performance.now() - started) / 1000;
   return {
     cameraId: job.cameraId,

@@ -3,6 +3,7 @@
 // that `bgrm serve` can show every worker without connecting to any of them.
 import type * as Kafka from 'node-rdkafka';
 import { connectProducer, ensureTopic, type KafkaConnection } from './kafka/client';
+import { deniedError } from './kafka/errors';
 
 export const STATUS_KIND = 'bgrm-worker-status';
 export const DEFAULT_STATUS_TOPIC = 'bgrm.status';
@@ -59,7 +60,7 @@ export class StatusPublisher {
     await ensureTopic(this.conn, this.topic, 1);
     // Status is advisory: a lost record is replaced by the next one, so no idempotence needed.
     this.producer = await connectProducer(this.conn, { 'enable.idempotence': false, 'linger.ms': 50 });
-    this.producer.on('delivery-report', () => undefined);
+    this.producer.on('delivery-report', (err) => err && this.refused(err));
     this.timer = setInterval(() => void this.publish('running'), this.intervalMs);
     this.timer.unref();
     await this.publish('running');
@@ -76,11 +77,22 @@ export class StatusPublisher {
       this.last = { at: now, processed: s.processed };
       const record: WorkerStatus = { kind: STATUS_KIND, version: 1, ...s, state, at: now, fps: Math.round(fps * 100) / 100 };
       producer.produce(this.topic, null, Buffer.from(JSON.stringify(record)), s.workerId, now);
-    } catch {
-      // a status that cannot be sent now is sent at the next interval
+    } catch (err) {
+      // a status that cannot be sent now is sent at the next interval, unless an ACL refuses it
+      this.refused(err as Kafka.LibrdKafkaError);
     } finally {
       this.busy = false;
     }
+  }
+
+  private warned = false;
+
+  /** Says once (stderr) that the cluster's ACLs refuse the status topic; the worker goes on without status. */
+  private refused(err: Kafka.LibrdKafkaError): void {
+    const denied = deniedError(this.conn, err, { topic: this.topic, topicOps: 'WRITE and DESCRIBE' });
+    if (!denied || this.warned) return;
+    this.warned = true;
+    process.stderr.write(`bgrm worker: no status records (${denied.code}): ${denied.message}; the frames are processed all the same\n`);
   }
 
   /** Publishes a last 'stopped' record and flushes. */

@@ -27,6 +27,8 @@ export interface WorkerJob extends SegmenterConfig, KafkaConnection, RenderJob {
   outputPartitions?: number;
   maxMessageBytes?: number;
   dlqTopic?: string;
+  /** The exactly-once output's transactional ids are PREFIX + group + "-" + worker id (default "bgrm-"). */
+  transactionalIdPrefix?: string;
   workerId?: string;
   idleExitMs?: number;
   maxLagMs?: number;
@@ -119,7 +121,7 @@ function topicOutput(
       outputTopic: topic,
       dlqTopic,
       partitions: job.outputPartitions ?? 4,
-      transactionalId: `bgrm-${job.group}-${workerId}`,
+      transactionalId: `${job.transactionalIdPrefix ?? 'bgrm-'}${job.group}-${workerId}`,
       workerId,
       model,
       content: `${job.format}/${job.outputFormat ?? 'png'}`,

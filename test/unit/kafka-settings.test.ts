@@ -74,6 +74,14 @@ describe('loadSettings', () => {
     expect(() => loadSettings({ overrides: ['isolation.level=read_uncommitted'] })).toThrow(/'isolation.level' \(from -X\)/);
     expect(() => loadSettings({ overrides: ['transactional.id=x'] })).toThrow(expect.objectContaining({ code: 'ERR_USAGE' }));
   });
+  it('refuses SCRAM or PLAIN without a user or a password, naming where to put it', () => {
+    const sasl = { 'security.protocol': 'SASL_SSL', 'sasl.mechanism': 'SCRAM-SHA-512' };
+    expect(() => loadSettings({ shorthands: sasl })).toThrow(/SCRAM-SHA-512 needs a user: --sasl-username/);
+    expect(() => loadSettings({ shorthands: { ...sasl, 'sasl.username': 'bgrm' } })).toThrow(/as user 'bgrm' needs a password: BGRM_KAFKA_SASL_PASSWORD/);
+    expect(loadSettings({ shorthands: { ...sasl, 'sasl.username': 'bgrm' }, env: { BGRM_KAFKA_SASL_PASSWORD: 'p' } })['sasl.password']).toBe('p');
+    // OAUTHBEARER and GSSAPI take no password here
+    expect(() => loadSettings({ shorthands: { 'security.protocol': 'sasl_ssl', 'sasl.mechanism': 'OAUTHBEARER' } })).not.toThrow();
+  });
   it('names a file it cannot read, and a malformed -X', () => {
     expect(() => loadSettings({ file: path.join(tmp, 'missing.properties') })).toThrow(/--kafka-config .*missing.properties: cannot read it \(ENOENT\)/);
     expect(() => parseSetting('security.protocol')).toThrow(/key=value/);

@@ -2,6 +2,7 @@
 // bounded waits and errors that say what to do when the broker cannot be reached.
 import * as Kafka from 'node-rdkafka';
 import { BgrmError } from '../errors';
+import { connectionError, deniedError, explainTls, unreachable } from './errors';
 import { scrub, type KafkaSettings } from './settings';
 
 export interface KafkaConnection {
@@ -27,40 +28,6 @@ export function parseBrokers(value: string): string {
   return list.join(',');
 }
 
-export function unreachable(conn: KafkaConnection, detail: string): BgrmError {
-  return new BgrmError(
-    'ERR_BROKER_UNREACHABLE',
-    `cannot reach Kafka at ${conn.brokers} within ${Math.round((conn.connectTimeoutMs ?? 10000) / 1000)} s (${scrub(detail, conn.settings)}). ` +
-      'Is the broker running? For a local one: scripts/kafka/kafka.sh start',
-  );
-}
-
-/**
- * The error for a client that could not connect: librdkafka's own reasons, logged while it tried
- * (`reasons`), tell refused credentials and failed TLS apart from a broker that is not there.
- */
-export function connectionError(conn: KafkaConnection, detail: string, reasons: string[]): BgrmError {
-  const all = scrub(reasons.join('\n'), conn.settings);
-  const s = conn.settings ?? {};
-  if (/SASL authentication error|Authentication failed|SASL .*failed/i.test(all)) {
-    return new BgrmError(
-      'ERR_KAFKA_AUTH',
-      `Kafka at ${conn.brokers} refused the credentials of user '${s['sasl.username'] ?? '?'}' (${s['sasl.mechanism'] ?? 'SASL'}): ` +
-        'check sasl.username and its password (BGRM_KAFKA_SASL_PASSWORD or the --kafka-config file), and that the user exists for this mechanism',
-    );
-  }
-  const tls = all.split('\n').find((l) => /SSL|certificate|handshake/i.test(l));
-  if (tls) {
-    const why = tls.replace(/^.*?(SSL handshake failed: |: )(?=error:|SSL|[A-Za-z])/, '').slice(0, 200);
-    return new BgrmError(
-      'ERR_KAFKA_TLS',
-      `TLS with Kafka at ${conn.brokers} failed (${why}): check ssl.ca.location (the CA that signed the broker's certificate), ` +
-        "that the broker's certificate names the host you connect to and is within its dates, and for mutual TLS ssl.certificate.location and ssl.key.location",
-    );
-  }
-  return unreachable(conn, detail);
-}
-
 /**
  * The errors librdkafka logs while a client connects (it logs them even without debug). Errors only
  * (severity 3 and below): a warning must not end a connection that may still succeed.
@@ -84,19 +51,20 @@ export function collectReasons(client: Kafka.Client<Kafka.KafkaClientEvents>, on
 export function connectClient(client: Kafka.Client<Kafka.KafkaClientEvents>, conn: KafkaConnection): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
+    const fail = (named: BgrmError) => void explainTls(conn, named, reasons).then(reject);
     const { reasons, stop } = collectReasons(client, () => {
       const named = connectionError(conn, '', reasons);
       if (named.code !== 'ERR_BROKER_UNREACHABLE' && !settled) {
         settled = true;
         stop();
-        reject(named);
+        fail(named);
       }
     });
     client.connect({ timeout: conn.connectTimeoutMs ?? 10000 }, (err) => {
       stop();
       if (settled) return;
       settled = true;
-      if (err) reject(connectionError(conn, err.message, reasons));
+      if (err) fail(connectionError(conn, err.message, reasons));
       else resolve();
     });
   });
@@ -121,24 +89,31 @@ export function baseConfig(conn: KafkaConnection): Kafka.GlobalConfig {
   };
 }
 
-/** Creates the topic if it is missing; resolves 'exists' or 'created'. */
-export function ensureTopic(conn: KafkaConnection, topic: string, partitions: number): Promise<'exists' | 'created'> {
+/**
+ * Creates the topic if it is missing; resolves 'exists' or 'created'. `topicOps` names what the
+ * caller will do with it, for the error when the cluster's ACLs refuse the topic.
+ */
+export async function ensureTopic(conn: KafkaConnection, topic: string, partitions: number, topicOps = 'WRITE and DESCRIBE'): Promise<'exists' | 'created'> {
   const timeout = conn.connectTimeoutMs ?? 10000;
+  // The admin client reports only a timeout, and a process cannot exit while its request is open:
+  // with TLS or SASL configured, a producer connects first and names refused credentials or a
+  // failed handshake as soon as librdkafka logs them.
+  if (secured(conn)) {
+    const named = await probe(conn);
+    if (named) throw named;
+  }
   const admin = Kafka.AdminClient.create(clientConfig(conn, baseConfig(conn)));
-  // The admin client reports only a timeout: with TLS or SASL configured, a producer connecting
-  // beside it names refused credentials or a failed handshake as soon as librdkafka logs them.
-  const named = secured(conn) ? probe(conn).then((err) => (err ? Promise.reject(err) : new Promise<never>(() => undefined))) : new Promise<never>(() => undefined);
-  const created = new Promise<'exists' | 'created'>((resolve, reject) => {
+  return new Promise<'exists' | 'created'>((resolve, reject) => {
     admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1 }, timeout, (err) => {
       if (!err) return resolve('created');
       if (err.code === Kafka.CODES.ERRORS.ERR_TOPIC_ALREADY_EXISTS) return resolve('exists');
       if (err.code === Kafka.CODES.ERRORS.ERR__TIMED_OUT || err.code === Kafka.CODES.ERRORS.ERR__TRANSPORT) {
         return reject(unreachable(conn, err.message));
       }
-      reject(new BgrmError('ERR_KAFKA', `cannot create topic ${topic}: ${scrub(err.message, conn.settings)}`));
+      const denied = deniedError(conn, err, { topic, topicOps: `${topicOps} (CREATE too, or create it beforehand)` });
+      reject(denied ?? new BgrmError('ERR_KAFKA', `cannot create topic ${topic}: ${scrub(err.message, conn.settings)}`));
     });
-  });
-  return Promise.race([created, named]).finally(() => admin.disconnect());
+  }).finally(() => admin.disconnect());
 }
 
 /** An idempotent producer (acks=all) with delivery reports, connected. */

@@ -6,6 +6,18 @@ import { brokersIn, loadSettings, SECRET_ENV, type KafkaSettings } from './setti
 
 const group = 'KAFKA CLIENT';
 
+/** A flag with a fixed set of values, in any case as Kafka users write them (SASL_SSL, sasl_ssl). */
+function oneOf(key: string, values: string[], normal: (v: string) => string) {
+  return Flags.string({
+    description: `${key}: ${values.join(', ')}`,
+    helpGroup: group,
+    parse: async (v) => {
+      if (!values.includes(normal(v))) throw new Error(`${key} '${v}' is not one of ${values.join(', ')}`);
+      return normal(v);
+    },
+  });
+}
+
 export const kafkaClientFlags = {
   'kafka-config': Flags.string({
     description: 'a .properties file of Kafka client settings (librdkafka keys, as in a client.properties), for every client the command makes; its bootstrap.servers is used when --brokers is not given',
@@ -17,8 +29,8 @@ export const kafkaClientFlags = {
     multiple: true,
     helpGroup: group,
   }),
-  'security-protocol': Flags.string({ description: 'security.protocol', options: ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'], helpGroup: group }),
-  'sasl-mechanism': Flags.string({ description: 'sasl.mechanism', options: ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER', 'GSSAPI'], helpGroup: group }),
+  'security-protocol': oneOf('security.protocol', ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'], (v) => v.toLowerCase()),
+  'sasl-mechanism': oneOf('sasl.mechanism', ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER', 'GSSAPI'], (v) => v.toUpperCase()),
   'sasl-username': Flags.string({ description: 'sasl.username (the password: BGRM_KAFKA_SASL_PASSWORD or the --kafka-config file)', helpGroup: group }),
   'ssl-ca': Flags.string({ description: "ssl.ca.location: the CA certificate (PEM) that signed the brokers' certificates", helpGroup: group }),
   'ssl-cert': Flags.string({ description: 'ssl.certificate.location: this client\'s certificate (PEM), for mutual TLS', helpGroup: group }),

@@ -136,7 +136,20 @@ export function loadSettings(src: SettingsSources): KafkaSettings {
       out[key] = value;
     }
   }
+  checkComplete(out);
   return out;
+}
+
+/** Settings that cannot work, refused before a client is made (librdkafka would say only "Erroneous state"). */
+function checkComplete(s: KafkaSettings): void {
+  const mechanism = (s['sasl.mechanism'] ?? s['sasl.mechanisms'] ?? 'GSSAPI').toUpperCase();
+  const sasl = (s['security.protocol'] ?? 'plaintext').toLowerCase().startsWith('sasl_');
+  if (sasl && /^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$/.test(mechanism)) {
+    if (!s['sasl.username']) throw new BgrmError('ERR_USAGE', `${mechanism} needs a user: --sasl-username, or sasl.username in the --kafka-config file`);
+    if (!s['sasl.password']) {
+      throw new BgrmError('ERR_USAGE', `${mechanism} as user '${s['sasl.username']}' needs a password: BGRM_KAFKA_SASL_PASSWORD, or sasl.password in the --kafka-config file`);
+    }
+  }
 }
 
 /** The broker list the settings name (bootstrap.servers or metadata.broker.list), if any. */

@@ -7,6 +7,7 @@ import * as Kafka from 'node-rdkafka';
 import * as client from 'prom-client';
 import { BgrmError } from '../errors';
 import { baseConfig, clientConfig, connectClient, ensureTopic } from '../kafka/client';
+import { deniedError } from '../kafka/errors';
 import { scrub, type KafkaSettings } from '../kafka/settings';
 import { decodeFrameMessage, headerMap, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 import { STATUS_KIND, type WorkerStatus } from '../status';
@@ -107,7 +108,7 @@ export class PipelineState {
       // The status topic is bgrm's own: made here as a worker would make it, so that the order in
       // which serve and the workers start does not matter.
       if (this.opts.statusTopic) {
-        await ensureTopic(conn, this.opts.statusTopic, 1);
+        await ensureTopic(conn, this.opts.statusTopic, 1, 'READ and DESCRIBE');
         this.madeHere.add(this.opts.statusTopic); // listed by the broker's metadata a moment later
       }
     } catch (err) {
@@ -162,7 +163,10 @@ export class PipelineState {
       const batch = await new Promise<Kafka.Message[]>((resolve) =>
         this.consumer!.consume(32, (err, msgs) => {
           if (err) {
-            if (err.code !== Kafka.CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) this.brokerError = err.message;
+            if (err.code !== Kafka.CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART) {
+              const conn = { brokers: this.opts.brokers!, settings: this.opts.kafkaSettings };
+              this.brokerError = deniedError(conn, err, { topic: this.subscribed.join(', '), topicOps: 'READ and DESCRIBE' })?.message ?? scrub(err.message, conn.settings);
+            }
             return setTimeout(() => resolve([]), 500);
           }
           this.brokerError = undefined;

@@ -3,6 +3,7 @@
 import type * as Kafka from 'node-rdkafka';
 import { BgrmError } from '../errors';
 import { connectProducer, ensureTopic, type KafkaConnection } from '../kafka/client';
+import { deniedError } from '../kafka/errors';
 import type { IncomingMessage } from '../kafka/messages';
 
 export class DeadLetterSink {
@@ -24,7 +25,7 @@ export class DeadLetterSink {
       const w = this.waiting.get(report?.opaque as number);
       if (!w) return;
       this.waiting.delete(report.opaque as number);
-      if (err) w.reject(new BgrmError('ERR_DLQ', `dead-letter write failed: ${err.message}`));
+      if (err) w.reject(deniedError(this.conn, err, { topic: this.topic, topicOps: 'WRITE and DESCRIBE' }) ?? new BgrmError('ERR_DLQ', `dead-letter write failed: ${err.message}`));
       else w.resolve();
     });
   }

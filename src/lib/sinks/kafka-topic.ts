@@ -9,6 +9,7 @@ import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
 import { baseConfig, clientConfig, connectClient, ensureTopic, type KafkaConnection } from '../kafka/client';
+import { deniedError } from '../kafka/errors';
 import type { KafkaHeaders } from '../kafka/messages';
 import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
 
@@ -123,13 +124,21 @@ export class TransactionalTopicSink implements FrameSink {
         'enable.idempotence': true,
         'message.max.bytes': Math.max(this.opts.maxMessageBytes + 64 * 1024, 1024 * 1024),
         'linger.ms': 5,
+        dr_cb: true,
       }),
     );
+    // A write the cluster's ACLs refuse fails the commit as "failed delivery"; its report names the topic's refusal
+    producer.on('delivery-report', (err: Kafka.LibrdKafkaError | null) => {
+      if (err) this.denied ??= deniedError(this.opts, err, { topic: this.opts.outputTopic, topicOps: 'WRITE and DESCRIBE' });
+    });
     await connectClient(producer, this.opts);
     producer.setPollInterval(50);
-    await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch((err: Error) => {
+    await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch((err: Kafka.LibrdKafkaError) => {
       producer.disconnect();
-      throw new BgrmError('ERR_KAFKA', `cannot start transactions as ${this.opts.transactionalId}: ${errorMessage(err)}`);
+      throw (
+        deniedError(this.opts, err, { transactionalId: this.opts.transactionalId, topic: this.opts.outputTopic, topicOps: 'WRITE and DESCRIBE' }) ??
+        new BgrmError('ERR_KAFKA', `cannot start transactions as ${this.opts.transactionalId}: ${errorMessage(err)}`)
+      );
     });
     return producer;
   }
@@ -156,6 +165,8 @@ export class TransactionalTopicSink implements FrameSink {
   }
 
   private replacements: number[] = [];
+  /** The cluster refused a write (an ACL): no retry helps, the worker stops with this error. */
+  private denied?: BgrmError;
   /** A failure of a commit the timer started; the next frame's write fails with it. */
   private broken?: unknown;
 
@@ -174,7 +185,12 @@ export class TransactionalTopicSink implements FrameSink {
   }
 
   private produce(topic: string, value: Buffer, key: Buffer | string | null | undefined, headers: KafkaHeaders): void {
-    this.producer!.produce(topic, null, value, key ?? null, Date.now(), undefined, headers as Kafka.MessageHeader[]);
+    try {
+      this.producer!.produce(topic, null, value, key ?? null, Date.now(), undefined, headers as Kafka.MessageHeader[]);
+    } catch (err) {
+      // librdkafka refuses at once a topic whose metadata said the ACLs deny it
+      throw deniedError(this.opts, err as Kafka.LibrdKafkaError, { topic, topicOps: 'WRITE and DESCRIBE' }) ?? err;
+    }
   }
 
   /** The input message, unchanged, to the dead-letter topic inside the open transaction, with the reason. */
@@ -264,6 +280,10 @@ export class TransactionalTopicSink implements FrameSink {
       // still retriable after two minutes: stop rather than guess (a restarted worker with the same
       // --worker-id completes or aborts this transaction when it starts)
       if (err instanceof BgrmError) throw err;
+      if (this.denied) {
+        await this.abortBatch().catch(() => undefined);
+        throw this.denied;
+      }
       process.stderr.write(`bgrm worker: transaction not committed (${e.message}); its frames are read again from the committed offsets\n`);
       if (e.isTxnRequiresAbort) await this.abortBatch().catch(() => this.replaceProducer(e.message));
       else await this.replaceProducer(e.message); // fatal or an unexpected state: settle it with a new producer

@@ -4,6 +4,7 @@ import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
+import { deniedError } from '../kafka/errors';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface RangeOptions extends KafkaConnection {
@@ -25,8 +26,13 @@ interface PartitionRange {
   end: number; // exclusive
 }
 
-function call<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(v))));
+/** A callback call as a promise; an ACL refusal is named (deniedError), any other failure is ERR_KAFKA. */
+function call<T>(conn: RangeOptions, fn: (cb: (err: Kafka.LibrdKafkaError | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(failure(conn, err)) : resolve(v))));
+}
+
+function failure(conn: RangeOptions, err: Kafka.LibrdKafkaError): BgrmError {
+  return deniedError(conn, err, { topic: conn.topic, topicOps: 'READ and DESCRIBE' }) ?? new BgrmError('ERR_KAFKA', err.message);
 }
 
 export class KafkaRangeSource implements FrameSource {
@@ -54,19 +60,19 @@ export class KafkaRangeSource implements FrameSource {
     );
     await connectClient(consumer, o);
     this.consumer = consumer;
-    const meta = await call<Kafka.Metadata>((cb) => consumer.getMetadata({ topic: o.topic, timeout }, cb));
+    const meta = await call<Kafka.Metadata>(o, (cb) => consumer.getMetadata({ topic: o.topic, timeout }, cb));
     const topic = meta.topics.find((t) => t.name === o.topic);
-    if (!topic || topic.partitions.length === 0) throw new BgrmError('ERR_NO_TOPIC', `topic ${o.topic} does not exist`);
+    if (!topic || topic.partitions.length === 0) throw (await this.deniedTopic(consumer)) ?? new BgrmError('ERR_NO_TOPIC', `topic ${o.topic} does not exist`);
     const all = topic.partitions.map((p) => p.id).sort((a, b) => a - b);
     const chosen = o.partitions ?? all;
     for (const p of chosen) if (!all.includes(p)) throw new BgrmError('ERR_USAGE', `topic ${o.topic} has no partition ${p} (it has ${all.join(', ')})`);
 
     const byTime = async (ms: number) =>
-      call<Kafka.TopicPartitionOffset[]>((cb) => consumer.offsetsForTimes(chosen.map((partition) => ({ topic: o.topic, partition, offset: ms })), timeout, cb));
+      call<Kafka.TopicPartitionOffset[]>(o, (cb) => consumer.offsetsForTimes(chosen.map((partition) => ({ topic: o.topic, partition, offset: ms })), timeout, cb));
     const fromTimes = o.fromTimeMs !== undefined ? await byTime(o.fromTimeMs) : undefined;
     const toTimes = o.toTimeMs !== undefined ? await byTime(o.toTimeMs) : undefined;
     for (const partition of chosen) {
-      const wm = await call<Kafka.WatermarkOffsets>((cb) => consumer.queryWatermarkOffsets(o.topic, partition, timeout, cb));
+      const wm = await call<Kafka.WatermarkOffsets>(o, (cb) => consumer.queryWatermarkOffsets(o.topic, partition, timeout, cb));
       // offsetsForTimes answers -1 when no message is that late: the range then starts (or ends) at the end.
       const atTime = (list: Kafka.TopicPartitionOffset[] | undefined) => {
         const off = list?.find((x) => x.partition === partition)?.offset;
@@ -83,13 +89,27 @@ export class KafkaRangeSource implements FrameSource {
     consumer.setDefaultConsumeTimeout(200);
   }
 
+  /**
+   * A topic the metadata does not list may exist but be hidden by an ACL (the broker answers both
+   * the same way there); a subscription is told which, at once.
+   */
+  private async deniedTopic(consumer: Kafka.KafkaConsumer): Promise<BgrmError | undefined> {
+    consumer.subscribe([this.opts.topic]);
+    consumer.setDefaultConsumeTimeout(1000);
+    try {
+      return await new Promise<BgrmError | undefined>((resolve) => consumer.consume(1, (err) => resolve(err ? deniedError(this.opts, err, { topic: this.opts.topic, topicOps: 'READ and DESCRIBE' }) : undefined)));
+    } finally {
+      consumer.unsubscribe();
+    }
+  }
+
   async *frames(): AsyncIterable<Frame> {
     if (!this.consumer) await this.open();
     const consumer = this.consumer!;
     const remaining = new Map(this.ranges.map((r) => [r.partition, r]));
     const pending = new Set(this.ranges.map((r) => r.partition));
     while (pending.size > 0 && !this.opts.signal?.aborted) {
-      const msgs = await new Promise<Kafka.Message[]>((resolve, reject) => consumer.consume(8, (err, m) => (err ? reject(err) : resolve(m))));
+      const msgs = await new Promise<Kafka.Message[]>((resolve, reject) => consumer.consume(8, (err, m) => (err ? reject(failure(this.opts, err)) : resolve(m))));
       for (const m of msgs) {
         const r = remaining.get(m.partition);
         if (!r || m.offset >= r.end) {

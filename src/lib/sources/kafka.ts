@@ -5,6 +5,7 @@ import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
+import { deniedError } from '../kafka/errors';
 import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
@@ -134,6 +135,9 @@ export class KafkaFrameSource implements FrameSource {
       consumer.consume(n, (err, msgs) => {
         if (!err) return resolve(msgs);
         if ((err as Kafka.LibrdKafkaError & { isFatal?: boolean }).isFatal) return reject(new BgrmError('ERR_KAFKA_FATAL', err.message));
+        // an ACL refusal does not pass like a broker restart: stop and name it
+        const denied = deniedError(this.opts, err, { topic: this.opts.topic, group: this.opts.group, topicOps: 'READ and DESCRIBE' });
+        if (denied) return reject(denied);
         this.troubledAt = Date.now();
         setTimeout(() => resolve([]), 500);
       }),
