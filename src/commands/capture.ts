@@ -4,6 +4,7 @@ import { runCapture } from '../lib/capture';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
+import { isCameraId } from '../lib/kafka/messages';
 
 export default class Capture extends Command {
   static description = 'Send frames from a video file or a camera to a Kafka topic (JPEG, keyed by camera id)';
@@ -33,7 +34,7 @@ export default class Capture extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Capture);
-    if (!/^[A-Za-z0-9._-]{1,128}$/.test(flags['camera-id']) || ['.', '..'].includes(flags['camera-id'])) {
+    if (!isCameraId(flags['camera-id'])) {
       this.error("--camera-id may hold letters, digits, '.', '_' and '-' (at most 128) [ERR_USAGE]", { exit: 2 });
     }
     const signal = stopOnSignals();

@@ -9,7 +9,7 @@
 // 237 MB to 127 MB (npm run bench:memory shows what it does to a whole process).
 import { promises as fs } from 'node:fs';
 import { BgrmError, errorMessage } from './errors';
-import { writeFileAtomic } from './sinks/files';
+import { writeFileAtomic } from './paths';
 import { attribute, decodeModel, dims, encodeModel, floatValues, graphOf, makeNode, makeTensor, type Model, type Node, type Tensor, DataType, num } from './onnx-graph';
 
 /** Bumped whenever the rewrite changes: lean files made by an older one are made again. */

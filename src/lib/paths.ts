@@ -1,4 +1,6 @@
-// Output paths: names that come from inputs or messages never leave the output folder.
+// Output paths: names that come from inputs or messages never leave the output folder, and files
+// are written whole or not at all.
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BgrmError } from './errors';
 
@@ -22,4 +24,17 @@ export const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.mkv', '.webm', '.avi'
 
 export function isVideoPath(p: string): boolean {
   return VIDEO_EXTENSIONS.has(path.extname(p).toLowerCase());
+}
+
+/** Writes a file whole or not at all: a temporary file beside it, then a rename (a reader never sees half a file). */
+export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await fs.writeFile(tmp, data);
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
 }

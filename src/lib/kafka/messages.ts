@@ -1,6 +1,6 @@
 // Frame messages on Kafka: bgrm's binary format (JPEG value, metadata in headers) and the old
 // tool's JSON format (base64 frame_data). Every reader accepts both.
-import { BgrmError } from '../errors';
+import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame } from '../frame';
 
 export const FORMAT_VERSION = '1';
@@ -71,14 +71,59 @@ export interface IncomingMessage {
   timestamp?: number;
 }
 
-const CAMERA_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** A consumed node-rdkafka message as bgrm's readers see it. */
+export function incoming(m: { topic: string; partition: number; offset: number; key?: Buffer | string | null; value: Buffer | null; headers?: unknown; timestamp?: number }): IncomingMessage {
+  return { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers as KafkaHeaders | undefined, timestamp: m.timestamp };
+}
+
+/** Where a message came from, as reports and the bgrm-source header write it: topic[partition]@offset. */
+export function originOf(m: { topic: string; partition: number; offset: number }): string {
+  return `${m.topic}[${m.partition}]@${m.offset}`;
+}
+
+/** The inverse of originOf, or undefined for anything else. */
+export function parseOrigin(s: string | undefined): { topic: string; partition: number; offset: number } | undefined {
+  const m = /^(.+)\[(\d+)\]@(\d+)$/.exec(s ?? '');
+  return m ? { topic: m[1], partition: Number(m[2]), offset: Number(m[3]) } : undefined;
+}
+
+/** Camera ids name output folders: letters, digits, '.', '_', '-', at most 128, never '.' or '..'. */
+export function isCameraId(id: string): boolean {
+  return /^[A-Za-z0-9._-]{1,128}$/.test(id) && id !== '.' && id !== '..';
+}
+
+/** The headers a dead letter carries beside the input's own: why, where it came from, which worker. */
+export function deadLetterHeaders(m: IncomingMessage, code: string, reason: string, workerId: string): KafkaHeaders {
+  return [...(m.headers ?? []), { 'bgrm-error-code': code }, { 'bgrm-error': reason.slice(0, 1000) }, { 'bgrm-source': originOf(m) }, { 'bgrm-worker': workerId }];
+}
+
+/**
+ * A consumed message as a frame for the pipeline, named camera/frame; a message that is not a
+ * frame becomes an error frame (reported, dead-lettered), stamped with the message's own time.
+ */
+export function messageFrame(message: IncomingMessage): Frame {
+  try {
+    const f = decodeFrameMessage(message);
+    return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}` };
+  } catch (err) {
+    return {
+      bytes: Buffer.alloc(0),
+      cameraId: 'unknown',
+      frameNumber: message.offset,
+      timestampMs: message.timestamp ?? Date.now(),
+      origin: originOf(message),
+      name: '',
+      error: { code: errorCode(err), message: errorMessage(err) },
+    };
+  }
+}
 
 function badMessage(msg: IncomingMessage, why: string): BgrmError {
-  return new BgrmError('ERR_BAD_MESSAGE', `${msg.topic}[${msg.partition}]@${msg.offset}: ${why}`);
+  return new BgrmError('ERR_BAD_MESSAGE', `${originOf(msg)}: ${why}`);
 }
 
 function checkCameraId(msg: IncomingMessage, id: string): string {
-  if (!CAMERA_ID.test(id) || id === '.' || id === '..') {
+  if (!isCameraId(id)) {
     throw badMessage(msg, `camera id '${id.slice(0, 64)}' is not allowed (letters, digits, '.', '_', '-'; at most 128)`);
   }
   return id;
@@ -94,7 +139,7 @@ function intField(msg: IncomingMessage, name: string, v: unknown): number {
 export function decodeFrameMessage(msg: IncomingMessage): Frame & { meta: FrameMeta } {
   if (!msg.value || msg.value.length === 0) throw badMessage(msg, 'empty value');
   const h = headerMap(msg.headers);
-  const origin = `${msg.topic}[${msg.partition}]@${msg.offset}`;
+  const origin = originOf(msg);
   if (h.has('bgrm-format')) {
     if (h.get('bgrm-format') !== FORMAT_VERSION) throw badMessage(msg, `unsupported bgrm-format ${h.get('bgrm-format')}`);
     const meta: FrameMeta = {

@@ -1,9 +1,8 @@
 // A worker's own small HTTP server (--metrics-port): /metrics (Prometheus) and /healthz, on
 // 127.0.0.1 unless told otherwise.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { BgrmError } from '../errors';
 import type { Metrics } from '../metrics';
+import { listen } from './http';
 
 export async function startMetricsServer(metrics: Metrics, port: number, host = '127.0.0.1'): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
@@ -21,17 +20,5 @@ export async function startMetricsServer(metrics: Metrics, port: number, host = 
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('this worker serves /metrics and /healthz\n');
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new BgrmError('ERR_LISTEN', `--metrics-port ${port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`)));
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address() as AddressInfo;
-  return {
-    url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listen(server, host, port, '--metrics-port');
 }

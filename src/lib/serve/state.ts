@@ -9,7 +9,7 @@ import { BgrmError } from '../errors';
 import { baseConfig, clientConfig, connectClient, ensureTopic } from '../kafka/client';
 import { deniedError } from '../kafka/errors';
 import { scrub, type KafkaSettings } from '../kafka/settings';
-import { decodeFrameMessage, headerMap, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
+import { decodeFrameMessage, headerMap, incoming, parseOrigin, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
 import { STATUS_KIND, type WorkerStatus } from '../status';
 import type { Metrics } from '../metrics';
 
@@ -174,7 +174,7 @@ export class PipelineState {
         }),
       );
       for (const m of batch) {
-        const message: IncomingMessage = { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers as KafkaHeaders, timestamp: m.timestamp };
+        const message = incoming(m);
         if (m.topic === this.opts.statusTopic) this.onStatus(message);
         else this.onOutput(message);
       }
@@ -206,7 +206,7 @@ export class PipelineState {
     }
     const h = headerMap(m.headers);
     const content = h.get('bgrm-content') ?? 'rgba/png';
-    const source = /^(.+)\[(\d+)\]@(\d+)$/.exec(h.get('bgrm-source') ?? '');
+    const source = parseOrigin(h.get('bgrm-source'));
     if (!this.cameras.has(id) && this.cameras.size >= MAX_CAMERAS) this.dropOldest(this.cameras, (c) => c.updatedAt);
     const previous = this.cameras.get(id);
     const view: CameraView = {
@@ -215,7 +215,7 @@ export class PipelineState {
       updatedAt: Date.now(),
       content,
       image: m.value,
-      source: source ? { topic: source[1], partition: Number(source[2]), offset: Number(source[3]) } : undefined,
+      source,
       e2eMs: Number(h.get('bgrm-e2e-ms') ?? NaN),
       worker: h.get('bgrm-worker'),
     };

@@ -4,7 +4,7 @@ import type * as Kafka from 'node-rdkafka';
 import { BgrmError } from '../errors';
 import { connectProducer, ensureTopic, type KafkaConnection } from '../kafka/client';
 import { deniedError } from '../kafka/errors';
-import type { IncomingMessage } from '../kafka/messages';
+import { deadLetterHeaders, type IncomingMessage } from '../kafka/messages';
 
 export class DeadLetterSink {
   private producer?: Kafka.Producer;
@@ -33,13 +33,7 @@ export class DeadLetterSink {
   /** Resolves once the broker has confirmed the dead letter. */
   send(message: IncomingMessage, code: string, reason: string, workerId: string): Promise<void> {
     const id = ++this.seq;
-    const headers = [
-      ...(message.headers ?? []),
-      { 'bgrm-error-code': code },
-      { 'bgrm-error': reason.slice(0, 1000) },
-      { 'bgrm-source': `${message.topic}[${message.partition}]@${message.offset}` },
-      { 'bgrm-worker': workerId },
-    ];
+    const headers = deadLetterHeaders(message, code, reason, workerId);
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       const key = message.key === null || message.key === undefined ? null : Buffer.isBuffer(message.key) ? message.key : Buffer.from(message.key);

@@ -1,21 +1,7 @@
 // FileSink: one image per frame (PNG, WebP or JPEG), written atomically (temporary file, then rename) inside a folder,
 // or to one fixed path for a single input.
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { FrameSink, ProcessedFrame } from '../frame';
-import { safeJoin } from '../paths';
-
-export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    await fs.writeFile(tmp, data);
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-}
+import { safeJoin, writeFileAtomic } from '../paths';
 
 export class FileSink implements FrameSink {
   readonly written: string[] = [];

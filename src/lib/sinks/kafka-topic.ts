@@ -8,9 +8,10 @@
 import * as Kafka from 'node-rdkafka';
 import { BgrmError, errorMessage } from '../errors';
 import type { FrameSink, ProcessedFrame } from '../frame';
-import { baseConfig, clientConfig, connectClient, ensureTopic, type KafkaConnection } from '../kafka/client';
+import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
+import { rdkafkaClients, type KafkaClients } from '../kafka/clients';
 import { deniedError } from '../kafka/errors';
-import type { KafkaHeaders } from '../kafka/messages';
+import { deadLetterHeaders, originOf, type KafkaHeaders } from '../kafka/messages';
 import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
 
 export interface TopicSinkOptions extends KafkaConnection {
@@ -31,6 +32,8 @@ export interface TopicSinkOptions extends KafkaConnection {
   liveCommitMs?: number;
   /** Told the capture timestamps of a transaction's frames once it commits (visible to readers). */
   onCommitted?: (timestampsMs: number[]) => void;
+  /** Where the producer comes from (default: node-rdkafka; a fake broker in unit tests). */
+  clients?: KafkaClients;
 }
 
 export const LIVE_COMMIT_MS = 100;
@@ -68,10 +71,13 @@ export class TransactionalTopicSink implements FrameSink {
   deadLettered = 0;
   produced = 0;
 
+  private readonly clients: KafkaClients;
+
   constructor(
     private readonly opts: TopicSinkOptions,
     private readonly source: KafkaFrameSource,
   ) {
+    this.clients = opts.clients ?? rdkafkaClients;
     // A partition moving to another worker: this worker's open transaction may hold its outputs.
     // Abort it before the partition goes, then read what stays here again from the committed offsets.
     source.revokeHandler = (partitions) =>
@@ -83,8 +89,8 @@ export class TransactionalTopicSink implements FrameSink {
   }
 
   async open(): Promise<void> {
-    await ensureTopic(this.opts, this.opts.outputTopic, this.opts.partitions);
-    await ensureTopic(this.opts, this.opts.dlqTopic, 1);
+    await this.clients.ensureTopic(this.opts, this.opts.outputTopic, this.opts.partitions);
+    await this.clients.ensureTopic(this.opts, this.opts.dlqTopic, 1);
     const producer = await this.connectProducer();
     this.producer = producer;
   }
@@ -116,7 +122,7 @@ export class TransactionalTopicSink implements FrameSink {
 
   /** A transactional producer, connected; initTransactions settles what an earlier one of this id left open. */
   private async connectProducer(): Promise<Kafka.Producer> {
-    const producer = new Kafka.Producer(
+    const producer = this.clients.producer(
       clientConfig(this.opts, {
         ...baseConfig({ ...this.opts, clientId: `bgrm-${this.opts.workerId}` }),
         'transactional.id': this.opts.transactionalId,
@@ -196,19 +202,31 @@ export class TransactionalTopicSink implements FrameSink {
   /** The input message, unchanged, to the dead-letter topic inside the open transaction, with the reason. */
   private deadLetter(frame: KafkaFrame, code: string, message: string): void {
     const m = frame.message;
-    this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, [
-      ...(m.headers ?? []),
-      { 'bgrm-error-code': code },
-      { 'bgrm-error': message.slice(0, 1000) },
-      { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
-      { 'bgrm-worker': this.opts.workerId },
-    ]);
+    this.produce(this.opts.dlqTopic, m.value ?? Buffer.alloc(0), m.key, deadLetterHeaders(m, code, message, this.opts.workerId));
     this.deadLettered++;
+  }
+
+  /**
+   * A producer can turn fatal between commits (fenced by a newer one with its transactional id, or
+   * its transaction timed out at the coordinator during an outage): librdkafka then refuses every
+   * produce and begin. Like a commit that fails so, it is replaced and the source rewinds to the
+   * committed offsets; the frame at hand is void and comes again. Call under the lock.
+   */
+  private async recovering(step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      const e = err as Kafka.LibrdKafkaError & { isFatal?: boolean };
+      if (!(e.isFatal || e.code === Kafka.CODES.ERRORS.ERR__FATAL || e.code === Kafka.CODES.ERRORS.ERR__FENCED)) throw err;
+      process.stderr.write(`bgrm worker: the producer cannot go on (${e.message}); its open transaction is abandoned and its frames are read again\n`);
+      await this.replaceProducer(e.message);
+      await this.source.rewind();
+    }
   }
 
   write(p: ProcessedFrame): Promise<void> {
     const frame = p.frame as KafkaFrame;
-    return this.lock.run(async () => {
+    return this.lock.run(() => this.recovering(async () => {
       if (this.broken) throw this.broken;
       if (frame.epoch !== this.source.epoch) return; // rewound: this frame comes again
       await this.begin();
@@ -220,7 +238,7 @@ export class TransactionalTopicSink implements FrameSink {
         { 'bgrm-content': this.opts.content },
         { 'bgrm-model': this.opts.model },
         { 'bgrm-worker': this.opts.workerId },
-        { 'bgrm-source': `${m.topic}[${m.partition}]@${m.offset}` },
+        { 'bgrm-source': originOf(m) },
         { 'bgrm-processing-ms': p.result.timings.totalMs.toFixed(1) },
         { 'bgrm-e2e-ms': String(Math.max(0, now - frame.timestampMs)) },
       ];
@@ -232,12 +250,12 @@ export class TransactionalTopicSink implements FrameSink {
       this.produced++;
       this.unsettled++;
       this.batchTimestamps.push(frame.timestampMs);
-    });
+    }));
   }
 
   /** In source order after write (or for a failed frame): dead letter, mark done, maybe commit. */
   afterFrame(frame: KafkaFrame, error?: { code: string; message: string }): Promise<void> {
-    return this.lock.run(async () => {
+    return this.lock.run(() => this.recovering(async () => {
       if (this.broken) throw this.broken;
       if (frame.epoch !== this.source.epoch) return;
       await this.begin();
@@ -249,7 +267,7 @@ export class TransactionalTopicSink implements FrameSink {
       this.source.markDone(frame);
       this.framesInBatch++;
       if (this.framesInBatch >= (this.opts.batchFrames ?? BATCH_COMMIT_FRAMES)) await this.commitBatch();
-    });
+    }));
   }
 
   /**

@@ -1,11 +1,11 @@
 // KafkaRangeSource: a fixed range of a topic read by assignment (no group, no commits), for replay.
 // It stops by itself at the end of the range.
 import * as Kafka from 'node-rdkafka';
-import { BgrmError, errorCode, errorMessage } from '../errors';
+import { BgrmError } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
 import { deniedError } from '../kafka/errors';
-import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
+import { incoming, messageFrame } from '../kafka/messages';
 
 export interface RangeOptions extends KafkaConnection {
   topic: string;
@@ -117,18 +117,10 @@ export class KafkaRangeSource implements FrameSource {
           continue;
         }
         if (m.offset === r.end - 1 && pending.delete(m.partition)) consumer.pause([{ topic: m.topic, partition: m.partition }]);
-        const message: IncomingMessage = { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers as KafkaHeaders, timestamp: m.timestamp };
-        const origin = `${m.topic}[${m.partition}]@${m.offset}`;
-        let frame: Frame;
-        try {
-          const f = decodeFrameMessage(message);
-          if (this.opts.cameraIds && !this.opts.cameraIds.includes(f.cameraId)) {
-            this.skipped++;
-            continue;
-          }
-          frame = { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}` };
-        } catch (err) {
-          frame = { bytes: Buffer.alloc(0), cameraId: 'unknown', frameNumber: m.offset, timestampMs: m.timestamp ?? 0, origin, name: '', error: { code: errorCode(err), message: errorMessage(err) } };
+        const frame = messageFrame(incoming(m));
+        if (!frame.error && this.opts.cameraIds && !this.opts.cameraIds.includes(frame.cameraId)) {
+          this.skipped++;
+          continue;
         }
         yield frame;
       }

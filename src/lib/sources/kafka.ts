@@ -2,11 +2,12 @@
 // when the pipeline has room (bounded memory); offsets are committed only for frames whose output
 // (or dead letter) is durable, in order per partition.
 import * as Kafka from 'node-rdkafka';
-import { BgrmError, errorCode, errorMessage } from '../errors';
+import { BgrmError } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
+import { rdkafkaClients, type KafkaClients } from '../kafka/clients';
 import { deniedError } from '../kafka/errors';
-import { decodeFrameMessage, type IncomingMessage, type KafkaHeaders } from '../kafka/messages';
+import { incoming, messageFrame, type IncomingMessage } from '../kafka/messages';
 
 export interface KafkaFrame extends Frame {
   message: IncomingMessage;
@@ -32,6 +33,8 @@ export interface KafkaSourceOptions extends KafkaConnection {
    * once instead of waiting for the dead one's session to expire.
    */
   staticMemberId?: string;
+  /** Where the consumer comes from (default: node-rdkafka; a fake broker in unit tests). */
+  clients?: KafkaClients;
 }
 
 /** The key of a topic's partition in this source's maps and sets. */
@@ -63,7 +66,7 @@ export class KafkaFrameSource implements FrameSource {
   constructor(private readonly opts: KafkaSourceOptions) {}
 
   async connect(): Promise<void> {
-    const consumer = new Kafka.KafkaConsumer(
+    const consumer = (this.opts.clients ?? rdkafkaClients).consumer(
       clientConfig(this.opts, {
         ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
         'group.id': this.opts.group,
@@ -172,40 +175,17 @@ export class KafkaFrameSource implements FrameSource {
       idleSince = Date.now();
       for (const m of msgs) {
         this.received++;
-        const message: IncomingMessage = {
-          topic: m.topic,
-          partition: m.partition,
-          offset: m.offset,
-          key: m.key,
-          value: m.value,
-          headers: m.headers as KafkaHeaders,
-          timestamp: m.timestamp,
-        };
+        const message = incoming(m);
         yield this.toFrame(message, epoch);
       }
     }
   }
 
   private toFrame(message: IncomingMessage, epoch: number): KafkaFrame {
-    const origin = `${message.topic}[${message.partition}]@${message.offset}`;
-    try {
-      const f = decodeFrameMessage(message);
-      const ageMs = Date.now() - f.timestampMs;
-      const skip = this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
-      return { ...f, name: `${f.cameraId}/${String(f.frameNumber).padStart(8, '0')}`, message, skip, epoch };
-    } catch (err) {
-      return {
-        bytes: Buffer.alloc(0),
-        cameraId: 'unknown',
-        frameNumber: message.offset,
-        timestampMs: message.timestamp ?? Date.now(),
-        origin,
-        name: '',
-        error: { code: errorCode(err), message: errorMessage(err) },
-        message,
-        epoch,
-      };
-    }
+    const f = messageFrame(message);
+    const ageMs = Date.now() - f.timestampMs;
+    const skip = !f.error && this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
+    return { ...f, message, skip, epoch };
   }
 
   /** Marks a frame finished (its output or dead letter is durable); frames finish in order per partition. */

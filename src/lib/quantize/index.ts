@@ -1,0 +1,13 @@
+// Static int8 quantisation (`bgrm models quantize`, `--fast`): the stages, each in its own file.
+//   plan.ts         the recipe, its constants, and the tensors to quantise
+//   calibration.ts  calibration frames (images, a video through ffmpeg) as input tensors
+//   stats.ts        activation statistics (ONNX Runtime) and the ranges read from them
+//   rewrite.ts      the QDQ graph, written atomically
+//   fusion.ts       what ONNX Runtime fuses the result into
+//   install.ts      installed int8 models, their records, and the model --fast runs
+export { BINS, DEFAULT_CALIBRATION_FRAMES, MIN_CALIBRATION_FRAMES, QUANTIZER_VERSION, type ModelInputSpec } from './plan';
+export { loadCalibration, type CalibrationSet } from './calibration';
+export { outlierChannels, percentileRange, type TensorStats } from './stats';
+export { quantizeModel, uint8Params, type QuantizeReport } from './rewrite';
+export { inspectFusion, type FusionReport } from './fusion';
+export { fastModel, installQuantized, readQuantizationRecord, type InstallQuantizedOptions, type InstallQuantizedResult, type QuantizationRecord } from './install';

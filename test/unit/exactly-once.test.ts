@@ -1,0 +1,166 @@
+// The exactly-once worker's transaction logic (KafkaFrameSource with externalCommit, and
+// TransactionalTopicSink) against an in-memory broker: each case ends with what a real broker
+// would hold, every input frame once in the output topic, each bad message once in the dead-letter
+// topic, and the group's committed offsets at the end of each partition. No broker, no native addon.
+import { encodeFrameMessage } from '../../src/lib/kafka/messages';
+import type { ProcessResult } from '../../src/lib/native';
+import { TransactionalTopicSink } from '../../src/lib/sinks/kafka-topic';
+import { KafkaFrameSource, type KafkaFrame } from '../../src/lib/sources/kafka';
+import { FakeBroker, kafkaError } from '../helpers/fake-kafka';
+
+const IN = 'frames';
+const OUT = 'cutouts';
+const DLQ = 'frames.dlq';
+const GROUP = 'workers';
+const PER_PARTITION = 6;
+
+/** Two partitions of frames (camera c0 on partition 0, c1 on 1), and one message that is not a frame on partition 1 at `badAt`. */
+function brokerWithFrames(badAt = 3): FakeBroker {
+  const broker = new FakeBroker();
+  broker.createTopic(IN, 2);
+  for (let p = 0; p < 2; p++) {
+    for (let i = 0; i < PER_PARTITION; i++) {
+      if (p === 1 && i === badAt) broker.append(IN, 1, { key: 'c1', value: Buffer.from('not a frame') });
+      const m = encodeFrameMessage({ cameraId: `c${p}`, frameNumber: i, timestampMs: Date.now(), width: 4, height: 4, encoding: 'jpeg', quality: 80 }, Buffer.from([0xff, 0xd8, p, i]), 'binary');
+      broker.append(IN, p, { key: m.key, value: m.value, headers: m.headers as { [key: string]: string }[] });
+    }
+  }
+  return broker;
+}
+
+interface WorkerHooks {
+  /** Called after each frame is settled (written and marked done), with the count so far. */
+  afterSettle?: (settled: number, source: KafkaFrameSource) => void | Promise<void>;
+  /** Frames read but not yet settled at once (the pipeline's window). */
+  depth?: number;
+}
+
+/** One worker as the pipeline drives it: frames in source order, each written then settled; an error frame dead-lettered. */
+async function runWorker(broker: FakeBroker, workerId: string, hooks: WorkerHooks = {}): Promise<TransactionalTopicSink> {
+  const clients = broker.clients();
+  const source = new KafkaFrameSource({ brokers: 'fake:9092', topic: IN, group: GROUP, externalCommit: true, idleExitMs: 300, batchSize: 4, clients });
+  const sink = new TransactionalTopicSink(
+    {
+      brokers: 'fake:9092',
+      outputTopic: OUT,
+      dlqTopic: DLQ,
+      partitions: 2,
+      transactionalId: `bgrm-${GROUP}-${workerId}`,
+      workerId,
+      model: 'u2netp',
+      content: 'mask/png',
+      maxMessageBytes: 1_000_000,
+      batchFrames: 1000, // the transaction stays open until the timer (or a test) ends it
+      batchMs: 150,
+      liveCommitMs: 150,
+      clients,
+    },
+    source,
+  );
+  await sink.open();
+  await source.connect();
+  const window: KafkaFrame[] = [];
+  let settled = 0;
+  const settle = async (frame: KafkaFrame) => {
+    if (frame.error) await sink.afterFrame(frame, frame.error);
+    else {
+      const result = { data: Buffer.from(`cut-out of ${frame.name}`), width: 4, height: 4, timings: { totalMs: 1 } } as unknown as ProcessResult;
+      await sink.write({ frame, result });
+      await sink.afterFrame(frame);
+    }
+    await hooks.afterSettle?.(++settled, source);
+  };
+  for await (const f of source.frames()) {
+    window.push(f as KafkaFrame);
+    if (window.length > (hooks.depth ?? 1) - 1) await settle(window.shift()!);
+  }
+  for (const f of window) await settle(f);
+  await sink.close();
+  await source.close();
+  return sink;
+}
+
+/** What the broker holds at the end: every frame once, the bad message once, offsets at the ends. */
+function expectExactlyOnce(broker: FakeBroker): void {
+  const names = broker.messages(OUT).map((m) => m.value!.toString().replace('cut-out of ', ''));
+  const expected = [0, 1].flatMap((p) => Array.from({ length: PER_PARTITION }, (_, i) => `c${p}/${String(i).padStart(8, '0')}`));
+  expect([...names].sort()).toEqual(expected.sort());
+  const dead = broker.messages(DLQ);
+  expect(dead.map((m) => m.value!.toString())).toEqual(['not a frame']);
+  expect(Object.assign({}, ...dead[0].headers!)).toMatchObject({ 'bgrm-error-code': 'ERR_BAD_MESSAGE', 'bgrm-source': 'frames[1]@3' });
+  expect(broker.offsetsOf(GROUP)).toEqual({ [`${IN}:0`]: PER_PARTITION, [`${IN}:1`]: PER_PARTITION + 1 });
+}
+
+describe('exactly-once worker against an in-memory broker', () => {
+  it('a clean run: outputs, the dead letter and the offsets committed together', async () => {
+    const broker = brokerWithFrames();
+    const sink = await runWorker(broker, 'w1');
+    expectExactlyOnce(broker);
+    expect(sink.abortedTransactions).toBe(0);
+    expect(broker.transactions.committed).toBeGreaterThan(0);
+  });
+
+  it('a revocation mid-batch: the open transaction is aborted, the partition read again by its new owner', async () => {
+    const broker = brokerWithFrames();
+    const first = await runWorker(broker, 'w1', {
+      afterSettle: (n) => {
+        // partition 1 moves away while this worker's transaction holds some of its outputs
+        if (n === 8) broker.pendingRevoke = [{ topic: IN, partition: 1 }];
+      },
+    });
+    expect(first.abortedTransactions).toBeGreaterThan(0);
+    const before = broker.offsetsOf(GROUP)[`${IN}:1`] ?? 0;
+    expect(before).toBeLessThan(PER_PARTITION + 1); // what w1 held of partition 1 was never committed
+    await runWorker(broker, 'w2'); // the partition's new owner
+    expectExactlyOnce(broker);
+  });
+
+  it('a commit that fails retriably, then succeeds: retried, never aborted', async () => {
+    const broker = brokerWithFrames();
+    broker.failures.push({ call: 'commit', error: kafkaError(15, 'Broker: Coordinator not available', { isRetriable: true }) });
+    const sink = await runWorker(broker, 'w1');
+    expect(broker.failures).toHaveLength(0);
+    expect(sink.abortedTransactions).toBe(0);
+    expectExactlyOnce(broker);
+  });
+
+  it('a fenced producer: a new producer takes the transactional id, the frames of the lost transaction are read again', async () => {
+    const broker = brokerWithFrames();
+    let zombie = false;
+    const sink = await runWorker(broker, 'w1', {
+      afterSettle: async (n) => {
+        if (n !== 5 || zombie) return;
+        zombie = true; // another instance with the same worker id starts: it fences this one
+        const other = broker.clients().producer({ 'transactional.id': `bgrm-${GROUP}-w1` });
+        await new Promise<void>((resolve) => other.initTransactions(1000, () => resolve()));
+      },
+    });
+    expect(zombie).toBe(true);
+    expect(sink.abortedTransactions).toBeGreaterThan(0);
+    expectExactlyOnce(broker);
+  });
+
+  it('a rewind while frames are in flight: frames of the void epoch are dropped and come again', async () => {
+    const broker = brokerWithFrames();
+    // the commit needs an abort: the source rewinds while the window holds frames read before it
+    broker.failures.push({ call: 'commit', error: kafkaError(48, 'Broker: Invalid transition', { isTxnRequiresAbort: true }) });
+    const epochs = new Set<number>();
+    const sink = await runWorker(broker, 'w1', { depth: 4, afterSettle: (_n, source) => void epochs.add(source.epoch) });
+    expect(epochs.size).toBeGreaterThan(1);
+    expect(sink.abortedTransactions).toBe(1);
+    expectExactlyOnce(broker);
+  });
+
+  it('a dead letter inside an aborted transaction is written once, when the frames are read again', async () => {
+    const broker = brokerWithFrames(1);
+    // the first commit (holding the dead letter) needs an abort
+    broker.failures.push({ call: 'sendOffsets', error: kafkaError(48, 'Broker: Invalid transition', { isTxnRequiresAbort: true }) });
+    const sink = await runWorker(broker, 'w1', { depth: 2 });
+    expect(sink.abortedTransactions).toBe(1);
+    const dead = broker.messages(DLQ);
+    expect(dead).toHaveLength(1);
+    expect(Object.assign({}, ...dead[0].headers!)['bgrm-source']).toBe('frames[1]@1');
+    expect(broker.messages(OUT)).toHaveLength(2 * PER_PARTITION);
+    expect(broker.offsetsOf(GROUP)).toEqual({ [`${IN}:0`]: PER_PARTITION, [`${IN}:1`]: PER_PARTITION + 1 });
+  });
+});
