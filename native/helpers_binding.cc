@@ -48,11 +48,12 @@ Napi::Value providers(const Napi::CallbackInfo& info) {
 }
 
 // An async worker that reads a Node Buffer (kept alive, not copied) and settles a promise; a
-// failure carries the core's error code (fallback: ERR_DECODE).
+// failure carries the core's error code (fallback: `fallbackCode`).
 class BufferWorker : public Napi::AsyncWorker {
  public:
-  BufferWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits) {
+  BufferWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, DecodeLimits limits, std::string fallbackCode = "ERR_DECODE")
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), limits_(limits),
+        fallbackCode_(std::move(fallbackCode)) {
     ref_ = Napi::Persistent(buf);
     data_ = buf.Data();
     size_ = buf.Length();
@@ -67,7 +68,7 @@ class BufferWorker : public Napi::AsyncWorker {
     }
   }
   void OnError(const Napi::Error& e) override {
-    deferred_.Reject(makeError(Env(), code_.empty() ? "ERR_DECODE" : code_, e.Message()).Value());
+    deferred_.Reject(makeError(Env(), code_.empty() ? fallbackCode_ : code_, e.Message()).Value());
   }
 
  protected:
@@ -79,6 +80,7 @@ class BufferWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  std::string fallbackCode_;
   std::string code_;
 };
 
@@ -105,11 +107,6 @@ class DecodeWorker : public BufferWorker {
   Image image_;
 };
 
-int get(const Napi::Object& o, const char* key, int fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
-}
-
 DecodeLimits limitsFrom(const Napi::Value& v) {
   DecodeLimits limits;
   if (v.IsObject()) {
@@ -134,36 +131,21 @@ Napi::Value decode(const Napi::CallbackInfo& info) {
   return p;
 }
 
-// Encodes raw pixels as PNG on a worker thread (used by the benchmark to choose settings).
-class EncodeWorker : public Napi::AsyncWorker {
+// Encodes raw pixels as PNG (level, filter) or, with a JPEG quality, as JPEG on a worker thread.
+class EncodeWorker : public BufferWorker {
  public:
-  // level >= 0 with a filter: PNG; jpegQuality > 0: JPEG.
   EncodeWorker(Napi::Env env, Napi::Buffer<uint8_t> buf, ImageView view, int level, std::string filter, int jpegQuality = 0)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), view_(view), level_(level),
-        filter_(std::move(filter)), jpegQuality_(jpegQuality) {
-    ref_ = Napi::Persistent(buf);
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      png_ = jpegQuality_ > 0 ? encodeJpeg(view_, jpegQuality_) : encodePng(view_, level_, filter_);
-    } catch (const Error& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), png_.data(), png_.size())); }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(makeError(Env(), "ERR_ENCODE", e.Message()).Value());
-  }
+      : BufferWorker(env, buf, DecodeLimits{}, "ERR_ENCODE"), view_(view), level_(level), filter_(std::move(filter)),
+        jpegQuality_(jpegQuality) {}
+  void run() override { out_ = jpegQuality_ > 0 ? encodeJpeg(view_, jpegQuality_) : encodePng(view_, level_, filter_); }
+  void OnOK() override { deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size())); }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
   ImageView view_;
   int level_;
   std::string filter_;
   int jpegQuality_;
-  std::vector<uint8_t> png_;
+  std::vector<uint8_t> out_;
 };
 
 Napi::Value encodePngJs(const Napi::CallbackInfo& info) {
@@ -228,15 +210,6 @@ class ModelInputWorker : public BufferWorker {
   std::vector<float> tensor_;
 };
 
-std::array<float, 3> triple(const Napi::Object& o, const char* key, std::array<float, 3> fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsArray()) return fallback;
-  Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() != 3) return fallback;
-  for (uint32_t i = 0; i < 3; ++i) fallback[i] = a.Get(i).As<Napi::Number>().FloatValue();
-  return fallback;
-}
-
 Napi::Value modelInput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsObject()) {
@@ -248,7 +221,7 @@ Napi::Value modelInput(const Napi::CallbackInfo& info) {
     throw makeError(env, "ERR_INVALID_ARGUMENT", "modelInput: width and height must be 1..4096");
   }
   auto* w = new ModelInputWorker(env, info[0].As<Napi::Buffer<uint8_t>>(), limitsFrom(info[1]), width, height,
-                                 triple(o, "mean", {0.485f, 0.456f, 0.406f}), triple(o, "std", {0.229f, 0.224f, 0.225f}));
+                                 triple(o, "mean", kImageNetMean), triple(o, "std", kImageNetStd));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

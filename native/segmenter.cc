@@ -1,4 +1,5 @@
-// ONNX Runtime session set-up (threads, providers, model checks) and the U-2-Net tensor in/out.
+// ONNX Runtime session set-up (threads, providers, memory, model checks) and one model run; the
+// model family (model.h) makes the input tensor and reads the mask.
 #include "segmenter.h"
 
 #include <algorithm>
@@ -56,7 +57,8 @@ void useSharedArena(Ort::SessionOptions& so) {
 
 }  // namespace
 
-Segmenter::Segmenter(const SegmenterOptions& options) : options_(options) {
+Segmenter::Segmenter(const SegmenterOptions& options)
+    : options_(options), family_(std::make_unique<U2NetFamily>(options.mean, options.std)) {
   ortEnv();  // the environment (and its logger) must exist before any provider is appended
   Ort::SessionOptions so;
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
@@ -110,21 +112,7 @@ Segmenter::Segmenter(const SegmenterOptions& options) : options_(options) {
   }
 }
 
-std::vector<float> normaliseToTensor(const Image& im, const std::array<float, 3>& mean, const std::array<float, 3>& sd) {
-  const size_t plane = size_t(im.width) * im.height;
-  std::vector<float> t(plane * 3);
-  const uint8_t maxValue = im.pixels.empty() ? 0 : *std::max_element(im.pixels.begin(), im.pixels.end());
-  const float scale = maxValue > 0 ? 1.0f / maxValue : 1.0f;
-  const uint8_t* p = im.pixels.data();
-  for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) t[c * plane + i] = (p[i * 3 + c] * scale - mean[c]) / sd[c];
-  }
-  return t;
-}
-
-std::vector<float> Segmenter::prepareInput(const Image& im) const {
-  return normaliseToTensor(im, options_.mean, options_.std);
-}
+std::vector<float> Segmenter::prepareInput(const Image& im) const { return family_->prepare(im); }
 
 Image Segmenter::infer(std::vector<float>& input) const {
   const std::array<int64_t, 4> shape{1, 3, inputHeight_, inputWidth_};
@@ -143,20 +131,7 @@ Image Segmenter::infer(std::vector<float>& input) const {
   if (oshape.size() < 3) throw Error("ERR_MODEL_MISMATCH", "model output has fewer than 3 dimensions");
   const int oh = int(oshape[oshape.size() - 2]);
   const int ow = int(oshape[oshape.size() - 1]);
-  const float* pred = outputs[0].GetTensorData<float>();  // first channel of the first output
-  const size_t n = size_t(ow) * oh;
-  float lo = pred[0], hi = pred[0];
-  for (size_t i = 1; i < n; ++i) {
-    lo = std::min(lo, pred[i]);
-    hi = std::max(hi, pred[i]);
-  }
-  const float range = hi - lo;
-  Image mask(ow, oh, 1);
-  for (size_t i = 0; i < n; ++i) {
-    const float v = range > 0 ? (pred[i] - lo) / range : 0.0f;
-    mask.pixels[i] = uint8_t(std::clamp(v * 255.0f, 0.0f, 255.0f));  // truncates, as rembg's astype(uint8)
-  }
-  return mask;
+  return family_->postprocess(outputs[0].GetTensorData<float>(), ow, oh);  // first channel of the first output
 }
 
 }  // namespace bgrm

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "image.h"
+#include "model.h"
 
 namespace bgrm {
 
@@ -24,8 +25,8 @@ struct SegmenterOptions {
   // Input size used when the model's own input shape is dynamic.
   int fallbackWidth = 320;
   int fallbackHeight = 320;
-  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
-  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  std::array<float, 3> mean = kImageNetMean;
+  std::array<float, 3> std = kImageNetStd;
 };
 
 class Segmenter {
@@ -38,23 +39,20 @@ class Segmenter {
   const std::string& outputName() const { return outputName_; }
   const SegmenterOptions& options() const { return options_; }
 
-  // RGB image already resized to the input size -> NCHW float tensor data, normalised as rembg does
-  // (divide by the image's maximum, then ImageNet mean/std).
+  // RGB image already resized to the input size -> the model family's input tensor (model.h).
   std::vector<float> prepareInput(const Image& resized) const;
 
-  // Runs the model; returns the first output's first channel min-max normalised and quantised to
-  // an 8-bit mask of the input size. Thread-safe (ONNX Runtime sessions allow concurrent Run).
+  // Runs the model; returns the family's 8-bit mask of its first output (the input size).
+  // Thread-safe (ONNX Runtime sessions allow concurrent Run).
   Image infer(std::vector<float>& input) const;
 
  private:
   SegmenterOptions options_;
+  std::unique_ptr<ModelFamily> family_;  // U-2-Net's pre/post-processing (the only family so far)
   std::unique_ptr<Ort::Session> session_;
   std::string inputName_, outputName_;
   int inputWidth_ = 0, inputHeight_ = 0;
 };
-
-// The normalisation prepareInput applies, for any mean/std (calibration uses it too).
-std::vector<float> normaliseToTensor(const Image& resized, const std::array<float, 3>& mean, const std::array<float, 3>& sd);
 
 Ort::Env& ortEnv();
 std::string ortVersion();

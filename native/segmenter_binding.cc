@@ -1,11 +1,11 @@
 // The JavaScript Segmenter: load() creates the ONNX Runtime session off the main thread;
 // process() hands a frame to the engine and returns a Promise settled through a thread-safe function.
-#include <map>
 #include <memory>
 
 #include "binding.h"
 #include "engine.h"
 #include "errors.h"
+#include "streams.h"
 
 namespace bgrm {
 namespace {
@@ -18,38 +18,6 @@ struct Pending {
   Napi::Reference<Napi::Buffer<uint8_t>> background;  // and the background pixels
   explicit Pending(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
-
-template <typename T>
-T get(const Napi::Object& o, const char* key, T fallback);
-template <>
-int get(const Napi::Object& o, const char* key, int fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
-}
-template <>
-double get(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
-template <>
-bool get(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
-}
-template <>
-std::string get(const Napi::Object& o, const char* key, std::string fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
-}
-
-std::array<float, 3> triple(const Napi::Object& o, const char* key, std::array<float, 3> fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsArray()) return fallback;
-  Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() != 3) return fallback;
-  return {a.Get(0u).As<Napi::Number>().FloatValue(), a.Get(1u).As<Napi::Number>().FloatValue(),
-          a.Get(2u).As<Napi::Number>().FloatValue()};
-}
 
 class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
  public:
@@ -257,7 +225,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
   }
 
   Napi::Value close(const Napi::CallbackInfo& info) {
-    for (auto& [id, stream] : streams_) flush(*stream);
+    streams_.flushAll();
     shutdown();
     streams_.clear();
     return info.Env().Undefined();
@@ -285,55 +253,24 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     policy.smooth = get<bool>(t, "smooth", false);
     // frames held for smoothing stay in flight: fewer than the caller lets fly, or it would wait forever
     policy.maxHold = std::max(1, std::min(policy.maxInterval - 1, get<int>(t, "maxHold", policy.maxInterval - 1)));
-    const std::string id = get<std::string>(t, "stream", "");
-    std::shared_ptr<TemporalStream>& stream = streams_[id];
-    if (!stream || stream->policy().interval != policy.interval || stream->params().flowPreset != params.flowPreset ||
-        stream->policy().smooth != policy.smooth || stream->policy().maxHold != policy.maxHold) {
-      if (stream) flush(*stream);
-      stream = std::make_shared<TemporalStream>(params, policy);
-    }
-    stream->lastUse = ++useClock_;
-    if (streams_.size() > kMaxStreams) evictOldestStream();
-    return streams_[id];
-  }
-
-  void flush(TemporalStream& stream) {
-    if (engine_) engine_->release(stream.flush());
+    return streams_.get(get<std::string>(t, "stream", ""), params, policy);
   }
 
   // flushStream(id): no more frames for now: frames held for smoothing leave with what is known.
   Napi::Value flushStream(const Napi::CallbackInfo& info) {
-    if (info.Length() > 0 && info[0].IsString()) {
-      auto it = streams_.find(info[0].As<Napi::String>().Utf8Value());
-      if (it != streams_.end()) flush(*it->second);
-    }
+    if (info.Length() > 0 && info[0].IsString()) streams_.flush(info[0].As<Napi::String>().Utf8Value());
     return info.Env().Undefined();
   }
 
   // endStream(id): forget a stream's temporal state (frames in flight keep theirs until they settle).
   Napi::Value endStream(const Napi::CallbackInfo& info) {
-    if (info.Length() > 0 && info[0].IsString()) {
-      auto it = streams_.find(info[0].As<Napi::String>().Utf8Value());
-      if (it != streams_.end()) {
-        flush(*it->second);
-        streams_.erase(it);
-      }
-    }
+    if (info.Length() > 0 && info[0].IsString()) streams_.end(info[0].As<Napi::String>().Utf8Value());
     return info.Env().Undefined();
   }
 
-  void evictOldestStream() {
-    auto oldest = streams_.begin();
-    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
-      if (it->second->lastUse < oldest->second->lastUse) oldest = it;
-    }
-    flush(*oldest->second);
-    streams_.erase(oldest);
-  }
-
-  static constexpr size_t kMaxStreams = 64;  // about 6 MB of state each at 854x480
-  std::map<std::string, std::shared_ptr<TemporalStream>> streams_;
-  uint64_t useClock_ = 0;
+  StreamRegistry streams_{[this](std::vector<Ready> ready) {
+    if (engine_) engine_->release(std::move(ready));
+  }};
 
   SegmenterOptions options_;
   int cpuThreads_ = 1, inferenceThreads_ = 1;

@@ -69,10 +69,6 @@ struct MotionEstimator::State {
 };
 
 MotionEstimator::MotionEstimator(const TemporalParams& params) : params_(params), state_(std::make_unique<State>()) {
-  // OpenCV's own threads would make results depend on scheduling; the engine already runs frames
-  // and streams in parallel, so OpenCV runs single-threaded and results repeat exactly.
-  static const bool singleThreaded = (cv::setNumThreads(1), true);
-  (void)singleThreaded;
   State& s = *state_;
   s.dis = makeFlow(params.flowPreset);
   s.residualTrust.resize(kBoxArea * 255 + 1);

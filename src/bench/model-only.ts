@@ -1,3 +1,4 @@
+// The benchmarks' baseline: the model alone in ONNX Runtime (onnxruntime-node), frames/s on a fixed tensor.
 /** Model alone through onnxruntime-node (the same ONNX Runtime library), a fixed input tensor. */
 export async function modelOnly(modelPath: string, threads: number, runs: number): Promise<number> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

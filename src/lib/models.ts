@@ -55,7 +55,7 @@ export function modelsDir(): string {
 }
 
 export async function knownModels(): Promise<ModelManifest[]> {
-  // NAME-int8.onnx.json files are quantisation records (see quantize.ts), not manifests.
+  // NAME-int8.onnx.json files are quantisation records (see quantize/install.ts), not manifests.
   const names = (await fs.readdir(manifestDir)).filter((f) => f.endsWith('.json') && !f.endsWith('.onnx.json')).sort();
   return Promise.all(names.map(async (f) => JSON.parse(await fs.readFile(path.join(manifestDir, f), 'utf8')) as ModelManifest));
 }

@@ -52,8 +52,11 @@ export function responseFormat(param: string | null, accept: string | undefined,
 export interface RemoveLimits {
   /** The default model (model= names another). */
   model: string;
+  /** Largest request body in bytes; larger ones are refused before they are read whole. */
   maxBody: number;
+  /** Requests inside the native core at once. */
   concurrency: number;
+  /** Requests waiting for a slot; beyond this, 503 with Retry-After. */
   queue: number;
   maxPixels: number;
   maxSide: number;

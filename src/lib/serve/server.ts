@@ -8,7 +8,6 @@ import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { KafkaSettings } from '../kafka/settings';
 import { Metrics } from '../metrics';
 import { native, projectRoot } from '../native';
 import type { SegmenterConfig } from '../segmenter';
@@ -16,30 +15,14 @@ import { Admission } from './admission';
 import { answerAfterDrain, hasToken, HttpError, listen, send, sendError, sendJson, statusOf } from './http';
 import { LoadedModels } from './loaded-models';
 import { openApiDocument } from './openapi';
-import { removeRoute } from './remove';
-import { PipelineState } from './state';
+import { removeRoute, type RemoveLimits } from './remove';
+import { PipelineState, type StateOptions } from './state';
 
-export interface ServeOptions extends SegmenterConfig {
+/** What serve is told; the Kafka pipeline to watch (StateOptions) is optional. */
+export interface ServeOptions extends SegmenterConfig, RemoveLimits, StateOptions {
   host: string;
   port: number;
   token?: string;
-  /** Largest request body in bytes; larger ones are refused before they are read whole. */
-  maxBody: number;
-  /** Requests inside the native core at once. */
-  concurrency: number;
-  /** Requests waiting for a slot; beyond this, 503 with Retry-After. */
-  queue: number;
-  maxPixels: number;
-  maxSide: number;
-  pngLevel: number;
-  /** The Kafka pipeline to watch (optional): brokers, frame topic, output topic, status topic. */
-  brokers?: string;
-  topic?: string;
-  outputTopic?: string;
-  statusTopic?: string;
-  connectTimeoutMs?: number;
-  /** The user's Kafka client settings (--kafka-config, -X, ...). */
-  kafkaSettings?: KafkaSettings;
   version: string;
 }
 

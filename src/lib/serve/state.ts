@@ -13,6 +13,7 @@ import { decodeFrameMessage, headerMap, incoming, parseOrigin, type IncomingMess
 import { STATUS_KIND, type WorkerStatus } from '../status';
 import type { Metrics } from '../metrics';
 
+/** The Kafka pipeline to watch: brokers, frame topic, output topic, status topic. */
 export interface StateOptions {
   brokers?: string;
   topic?: string;
