@@ -1,6 +1,5 @@
 // bgrm capture: a camera or a video file into a Kafka topic, one JPEG message per frame.
 import { Command, Flags } from '@oclif/core';
-import { runCapture } from '../lib/capture';
 import { errorCode, errorMessage } from '../lib/errors';
 import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
@@ -41,6 +40,8 @@ export default class Capture extends Command {
     const tty = !!process.stderr.isTTY && !flags.json;
     let last = 0;
     try {
+      // loaded here: node-rdkafka and the native core stay out of other commands (oclif reads every command file)
+      const { runCapture } = await import('../lib/capture');
       const s = await runCapture({
         ...kafkaClient(flags, '127.0.0.1:9092'),
         connectTimeoutMs: flags['connect-timeout'] * 1000,

@@ -2,11 +2,8 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { BgrmError, errorCode, errorMessage } from '../lib/errors';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
-import { runLocal } from '../lib/local';
-import { runWorker } from '../lib/worker';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
-import { fastModel } from '../lib/quantize';
 import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { stopOnSignals } from '../lib/stop';
@@ -100,7 +97,7 @@ export default class Process extends Command {
     const signal = stopOnSignals('stopping: finishing frames in flight (press Ctrl-C again to quit now)');
     let summary;
     try {
-      const model = flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
+      const model = flags.model ?? (flags.fast ? await (await import('../lib/quantize')).fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
       const format = (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask';
       const common = {
         output: flags.output,
@@ -121,6 +118,8 @@ export default class Process extends Command {
       };
       if (flags.topic || flags.brokers) {
         if (!flags.topic || inputs.length > 0) throw new BgrmError('ERR_USAGE', 'Kafka worker mode takes --topic (and --brokers), and no input files');
+        // Kafka (node-rdkafka) and metrics (prom-client) are loaded only by a worker: a local run stays smaller
+        const { runWorker } = await import('../lib/worker');
         summary = await runWorker({
           ...common,
           ...kafkaClient(flags, '127.0.0.1:9092'),
@@ -141,6 +140,7 @@ export default class Process extends Command {
           onMetricsUrl: (url) => process.stderr.write(`metrics: ${url}/metrics\n`),
         });
       } else {
+        const { runLocal } = await import('../lib/local');
         summary = await runLocal({ ...common, inputs });
       }
     } catch (err) {

@@ -5,10 +5,8 @@ import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
-import { fastModel } from '../lib/quantize';
 import { FLOW_PRESETS, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
-import { runReplay } from '../lib/replay';
 
 function parseTime(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -60,6 +58,7 @@ export default class Replay extends Command {
     const signal = stopOnSignals();
     let summary;
     try {
+      const { runReplay } = await import('../lib/replay'); // node-rdkafka: loaded when replaying
       summary = await runReplay({
         ...kafkaClient(flags, '127.0.0.1:9092'),
         connectTimeoutMs: flags['connect-timeout'] * 1000,
@@ -71,7 +70,7 @@ export default class Replay extends Command {
         partitions: flags.partition,
         cameraIds: flags['camera-id'],
         output: flags.output,
-        model: flags.model ?? (flags.fast ? await fastModel(DEFAULT_MODEL, [], (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL),
+        model: flags.model ?? (flags.fast ? await (await import('../lib/quantize')).fastModel(DEFAULT_MODEL, [], (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL),
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         format: flags.format as 'rgba' | 'mask',

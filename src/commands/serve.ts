@@ -3,9 +3,7 @@ import { Command, Flags } from '@oclif/core';
 import { errorCode, errorMessage } from '../lib/errors';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
 import { DEFAULT_MODEL } from '../lib/models';
-import { defaultThreads } from '../lib/segmenter';
-import { startServer } from '../lib/serve/server';
-import { DEFAULT_STATUS_TOPIC } from '../lib/status';
+import { DEFAULT_STATUS_TOPIC } from '../lib/kafka/messages';
 
 export default class Serve extends Command {
   static description = 'Serve the model over HTTP (POST /v1/remove), /metrics, /healthz, /readyz, and a live dashboard of the Kafka pipeline at /';
@@ -42,6 +40,7 @@ export default class Serve extends Command {
     const { flags } = await this.parse(Serve);
     try {
       const kafka = kafkaClient(flags);
+      const [{ startServer }, { defaultThreads }] = await Promise.all([import('../lib/serve/server'), import('../lib/segmenter')]); // heavy: loaded when serving
       const server = await startServer({
         host: flags.host,
         port: flags.port,

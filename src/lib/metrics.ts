@@ -3,14 +3,10 @@
 // skips, model and ONNX Runtime info, per-partition consumer lag, HTTP requests.
 import * as client from 'prom-client';
 import type { StageTimings } from './native';
+import { peakRssBytes } from './rss';
 
 const STAGES: (keyof StageTimings)[] = ['decodeMs', 'resizeMs', 'queueMs', 'inferMs', 'matteMs', 'encodeMs', 'totalMs'];
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
-/** The most memory this process has held at once (its peak resident set), in bytes. */
-export function peakRssBytes(): number {
-  return process.resourceUsage().maxRSS * 1024;
-}
 
 export class Metrics {
   readonly registry = new client.Registry();

@@ -2,7 +2,7 @@
 // and hands results to the sink in source order. Shared by every command that processes frames.
 import type { Frame, FrameSink, FrameSource } from './frame';
 import { errorCode, errorMessage } from './errors';
-import { peakRssBytes } from './metrics';
+import { peakRssBytes } from './rss';
 import type { FlowPreset, NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
 import { nativeKeyframeInterval, type KeyframeInterval } from './render';
 

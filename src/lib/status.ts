@@ -6,7 +6,6 @@ import { connectProducer, ensureTopic, type KafkaConnection } from './kafka/clie
 import { deniedError } from './kafka/errors';
 
 export const STATUS_KIND = 'bgrm-worker-status';
-export const DEFAULT_STATUS_TOPIC = 'bgrm.status';
 
 export interface WorkerStatus {
   kind: typeof STATUS_KIND;

@@ -13,10 +13,12 @@ import type { FrameSink } from './frame';
 import { FileSink } from './sinks/files';
 import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
-import { Metrics, peakRssBytes } from './metrics';
+import { Metrics } from './metrics';
+import { peakRssBytes } from './rss';
 import { native } from './native';
 import { startMetricsServer } from './serve/metrics-server';
-import { DEFAULT_STATUS_TOPIC, StatusPublisher } from './status';
+import { DEFAULT_STATUS_TOPIC } from './kafka/messages';
+import { StatusPublisher } from './status';
 
 export interface WorkerJob extends SegmenterConfig, KafkaConnection, RenderJob {
   topic: string;

@@ -20,14 +20,6 @@ export function clientConfig<T extends object>(conn: KafkaConnection, own: T): T
   return { ...own, ...(conn.settings ?? {}) };
 }
 
-export function parseBrokers(value: string): string {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0 || list.some((b) => !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(b))) {
-    throw new BgrmError('ERR_USAGE', `--brokers '${value}' is not a host:port list (for example 127.0.0.1:9092)`);
-  }
-  return list.join(',');
-}
-
 /**
  * The errors librdkafka logs while a client connects (it logs them even without debug). Errors only
  * (severity 3 and below): a warning must not end a connection that may still succeed.

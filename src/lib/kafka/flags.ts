@@ -1,8 +1,7 @@
 // The Kafka client flags every command that talks to Kafka shares (capture, process as a worker,
 // replay, serve), and what they make: the broker list and the user's client settings.
 import { Flags } from '@oclif/core';
-import { parseBrokers } from './client';
-import { brokersIn, loadSettings, SECRET_ENV, type KafkaSettings } from './settings';
+import { brokersIn, loadSettings, parseBrokers, SECRET_ENV, type KafkaSettings } from './settings';
 
 const group = 'KAFKA CLIENT';
 

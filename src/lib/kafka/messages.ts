@@ -4,6 +4,8 @@ import { BgrmError, errorCode, errorMessage } from '../errors';
 import type { Frame } from '../frame';
 
 export const FORMAT_VERSION = '1';
+/** Where workers publish their status records and serve's dashboard reads them. */
+export const DEFAULT_STATUS_TOPIC = 'bgrm.status';
 export type MessageFormat = 'binary' | 'seed-json';
 
 export interface FrameMeta {

@@ -156,3 +156,12 @@ function checkComplete(s: KafkaSettings): void {
 export function brokersIn(settings: KafkaSettings): string | undefined {
   return settings['bootstrap.servers'] ?? settings['metadata.broker.list'];
 }
+
+/** A --brokers value as librdkafka's list (host:port, comma-separated), or ERR_USAGE saying what is wrong. */
+export function parseBrokers(value: string): string {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0 || list.some((b) => !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(b))) {
+    throw new BgrmError('ERR_USAGE', `--brokers '${value}' is not a host:port list (for example 127.0.0.1:9092)`);
+  }
+  return list.join(',');
+}
