@@ -16,7 +16,8 @@ import { answerAfterDrain, hasToken, HttpError, listen, send, sendError, sendJso
 import { LoadedModels } from './loaded-models';
 import { openApiDocument } from './openapi';
 import { removeRoute, type RemoveLimits } from './remove';
-import { PipelineState, type StateOptions } from './state';
+import type { StateOptions } from './kafka-feed';
+import { PipelineState } from './state';
 
 /** What serve is told; the Kafka pipeline to watch (StateOptions) is optional. */
 export interface ServeOptions extends SegmenterConfig, RemoveLimits, StateOptions {
