@@ -12,7 +12,7 @@ import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '.
 import { rdkafkaClients, type KafkaClients } from '../kafka/clients';
 import { deniedError } from '../kafka/errors';
 import { deadLetterHeaders, originOf, type KafkaHeaders } from '../kafka/messages';
-import type { KafkaFrame, KafkaFrameSource } from '../sources/kafka';
+import type { KafkaFrame } from '../sources/kafka';
 
 export interface TopicSinkOptions extends KafkaConnection {
   outputTopic: string;
@@ -34,6 +34,29 @@ export interface TopicSinkOptions extends KafkaConnection {
   onCommitted?: (timestampsMs: number[]) => void;
   /** Where the producer comes from (default: node-rdkafka; a fake broker in unit tests). */
   clients?: KafkaClients;
+}
+
+/**
+ * The door between the transactional sink and the group reader whose offsets its transactions
+ * commit (KafkaFrameSource with externalCommit): frames carry the reader's epoch, done offsets are
+ * taken into the transaction, and after an abort the reader rewinds to what was committed.
+ */
+export interface TransactionInput {
+  /** Frames of an older epoch were rewound: they are void and come again. */
+  readonly epoch: number;
+  /** The last fetch drained the stream: commit promptly rather than batch. */
+  readonly caughtUp: boolean;
+  /** The consumer whose group the offsets belong to (sendOffsetsToTransaction). */
+  readonly kafkaConsumer: Kafka.KafkaConsumer;
+  /** Partitions being revoked go through this first (abort, then unassign and rewind). */
+  revokeHandler?: (partitions: Kafka.Assignment[]) => Promise<void>;
+  owns(topic: string, partition: number): boolean;
+  markDone(frame: KafkaFrame): void;
+  /** The next offsets to commit, forgotten by the reader. */
+  takeDone(): Kafka.TopicPartitionOffset[];
+  noteCommitted(offsets: Kafka.TopicPartitionOffset[]): void;
+  rewind(): Promise<void>;
+  unassign(partitions: Kafka.Assignment[]): void;
 }
 
 export const LIVE_COMMIT_MS = 100;
@@ -75,7 +98,7 @@ export class TransactionalTopicSink implements FrameSink {
 
   constructor(
     private readonly opts: TopicSinkOptions,
-    private readonly source: KafkaFrameSource,
+    private readonly source: TransactionInput,
   ) {
     this.clients = opts.clients ?? rdkafkaClients;
     // A partition moving to another worker: this worker's open transaction may hold its outputs.
