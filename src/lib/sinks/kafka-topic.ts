@@ -251,6 +251,7 @@ export class TransactionalTopicSink implements FrameSink {
     const frame = p.frame as KafkaFrame;
     return this.lock.run(() => this.recovering(async () => {
       if (this.broken) throw this.broken;
+      if (this.denied) throw this.denied;
       if (frame.epoch !== this.source.epoch) return; // rewound: this frame comes again
       await this.begin();
       const m = frame.message;
@@ -321,6 +322,11 @@ export class TransactionalTopicSink implements FrameSink {
       // still retriable after two minutes: stop rather than guess (a restarted worker with the same
       // --worker-id completes or aborts this transaction when it starts)
       if (err instanceof BgrmError) throw err;
+      // "failed delivery": the reports that say why (an ACL?) reach JavaScript after a poll; wait for them briefly
+      if (/failed delivery/i.test(e.message) && !this.denied) {
+        producer.poll();
+        await new Promise((res) => setTimeout(res, 200));
+      }
       if (this.denied) {
         await this.abortBatch().catch(() => undefined);
         throw this.denied;
