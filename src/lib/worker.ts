@@ -9,14 +9,14 @@ import { extensionOf } from './output-format';
 import { renderOptions, type RenderJob } from './render';
 import { openSegmenter, type SegmenterConfig } from './segmenter';
 import { DeadLetterSink } from './sinks/dead-letter';
-import type { FrameSink } from './frame';
+import type { FrameSink, FrameSource } from './frame';
 import { FileSink } from './sinks/files';
-import { TransactionalTopicSink } from './sinks/kafka-topic';
 import { KafkaFrameSource, type KafkaFrame } from './sources/kafka';
 import { Metrics } from './metrics';
 import { peakRssBytes } from './rss';
 import { native } from './native';
 import { startMetricsServer } from './serve/metrics-server';
+import { ExactlyOnce } from './kafka/exactly-once';
 import { DEFAULT_STATUS_TOPIC } from './kafka/messages';
 import { StatusPublisher } from './status';
 
@@ -76,13 +76,18 @@ export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}`;
 }
 
-/** Where a worker's results go: a folder (plus a dead-letter producer) or a transactional topic. */
+/** A worker's two halves: where frames come from (the group) and where results go, with how a frame settles. */
 interface WorkerOutput {
+  source: FrameSource;
   sink: FrameSink;
+  /** Creates topics, connects producers and joins the group. */
   open(): Promise<void>;
   /** In source order, after a frame was written or failed: dead letter, then mark it done. */
   settle(frame: KafkaFrame, error?: { code: string; message: string }): Promise<void>;
+  /** Leaves the group and disconnects what the pipeline did not close (after a failure). */
   close(): Promise<void>;
+  lag(): Promise<Record<string, number>>;
+  assignedPartitions(): number[];
   deadLettered(): number;
   details(): Pick<WorkerSummary, 'output'> & Partial<Pick<WorkerSummary, 'transactions'>>;
   /** A transactional output's commit interval in use now (ms); a folder has none. */
@@ -92,54 +97,63 @@ interface WorkerOutput {
 /** Where a frame's end-to-end latency is taken: when it is durable (a file) or visible (a committed transaction). */
 type LatencyRecorder = (timestampMs: number) => void;
 
-function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, source: KafkaFrameSource, recordLatency: LatencyRecorder): WorkerOutput {
+/** At least once: files (rewritten with the same bytes if read again), offsets committed by the source once durable. */
+function folderOutput(job: WorkerJob, folder: string, dlqTopic: string, workerId: string, recordLatency: LatencyRecorder): WorkerOutput {
+  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, staticMemberId: job.workerId });
   const dlq = new DeadLetterSink(job, dlqTopic);
   return {
+    source,
     sink: new FileSink({ folder, extension: extensionOf(job.outputFormat ?? 'png') }),
-    open: () => dlq.open(),
+    open: async () => {
+      await dlq.open();
+      await source.connect();
+    },
     settle: async (frame, error) => {
       if (error) await dlq.send(frame.message, error.code, error.message, workerId);
       else if (!frame.skip) recordLatency(frame.timestampMs); // the file is durable now
       source.markDone(frame);
     },
-    close: () => dlq.close(),
+    close: async () => {
+      await source.close();
+      await dlq.close();
+    },
+    lag: () => source.lag(),
+    assignedPartitions: () => source.assignedPartitions(),
     deadLettered: () => dlq.sent,
     details: () => ({ output: folder }),
   };
 }
 
-function topicOutput(
-  job: WorkerJob,
-  topic: string,
-  dlqTopic: string,
-  workerId: string,
-  model: string,
-  source: KafkaFrameSource,
-  recordLatency: LatencyRecorder,
-): WorkerOutput {
-  const sink = new TransactionalTopicSink(
-    {
-      ...job,
-      outputTopic: topic,
-      dlqTopic,
-      partitions: job.outputPartitions ?? 4,
-      transactionalId: `${job.transactionalIdPrefix ?? 'bgrm-'}${job.group}-${workerId}`,
-      workerId,
-      model,
-      content: `${job.format}/${job.outputFormat ?? 'png'}`,
-      maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
-      onCommitted: (timestamps) => timestamps.forEach(recordLatency), // visible to readers now
-    },
-    source,
-  );
+/** Exactly once: outputs, dead letters and offsets in one transaction per batch (kafka/exactly-once.ts). */
+function topicOutput(job: WorkerJob, topic: string, dlqTopic: string, workerId: string, model: string, recordLatency: LatencyRecorder): WorkerOutput {
+  const unit = new ExactlyOnce({
+    ...job,
+    clientId: `bgrm-${workerId}`,
+    staticMemberId: job.workerId,
+    outputTopic: topic,
+    dlqTopic,
+    partitions: job.outputPartitions ?? 4,
+    transactionalId: `${job.transactionalIdPrefix ?? 'bgrm-'}${job.group}-${workerId}`,
+    workerId,
+    model,
+    content: `${job.format}/${job.outputFormat ?? 'png'}`,
+    maxMessageBytes: job.maxMessageBytes ?? 1_000_000,
+    onCommitted: (timestamps) => timestamps.forEach(recordLatency), // visible to readers now
+  });
   return {
-    sink, // the pipeline closes it: the last transaction commits there
-    open: () => sink.open(),
-    settle: (frame, error) => sink.afterFrame(frame, error),
-    close: async () => undefined,
-    deadLettered: () => sink.deadLettered,
-    details: () => ({ output: topic, transactions: { committed: sink.committedTransactions, aborted: sink.abortedTransactions } }),
-    commitIntervalMs: () => sink.commitIntervalMs,
+    source: unit.source,
+    sink: unit.sink, // the pipeline closes it: the last transaction commits there
+    open: () => unit.open(),
+    settle: (frame, error) => unit.settle(frame, error),
+    close: async () => {
+      await unit.sink.abort?.(); // only if the pipeline did not close it: nothing is left open otherwise
+      await unit.source.close?.();
+    },
+    lag: () => unit.lag(),
+    assignedPartitions: () => unit.assignedPartitions(),
+    deadLettered: () => unit.deadLettered,
+    details: () => ({ output: topic, transactions: { committed: unit.committedTransactions, aborted: unit.abortedTransactions } }),
+    commitIntervalMs: () => unit.commitIntervalMs,
   };
 }
 
@@ -154,7 +168,6 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
   const dlqTopic = job.dlqTopic ?? `${job.topic}.dlq`;
   const processOptions = await renderOptions(job);
   const { segmenter, model } = await openSegmenter(job);
-  const source = new KafkaFrameSource({ ...job, clientId: `bgrm-${workerId}`, externalCommit: !!job.outputTopic, staticMemberId: job.workerId });
   const latency = new LatencyWindow();
   const metrics = new Metrics({ worker: workerId });
   const recordLatency: LatencyRecorder = (timestampMs) => {
@@ -163,8 +176,8 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
     metrics.endToEnd.observe({ source: 'kafka' }, Math.max(0, ms) / 1000);
   };
   const output = job.outputTopic
-    ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, source, recordLatency)
-    : folderOutput(job, job.output!, dlqTopic, workerId, source, recordLatency);
+    ? topicOutput(job, job.outputTopic, dlqTopic, workerId, model.name, recordLatency)
+    : folderOutput(job, job.output!, dlqTopic, workerId, recordLatency);
   const depth = new DepthStats();
   let inFlight = 0;
   metrics.modelInfo.set({ model: model.name, onnxruntime: native().versions().onnxruntime, device: job.device ?? 'cpu' }, 1);
@@ -175,7 +188,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
     job.statusTopic === false
       ? undefined
       : new StatusPublisher(job, job.statusTopic ?? DEFAULT_STATUS_TOPIC, async () => {
-          const lag = await source.lag();
+          const lag = await output.lag();
           const commitIntervalMs = output.commitIntervalMs?.();
           if (commitIntervalMs !== undefined) metrics.commitInterval.set(commitIntervalMs / 1000);
           metrics.lag.reset();
@@ -187,7 +200,7 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
             output: job.outputTopic ?? job.output!,
             model: model.name,
             startedAt,
-            partitions: source.assignedPartitions(),
+            partitions: output.assignedPartitions(),
             ...counts,
             deadLettered: output.deadLettered(),
             latencyMs: latency.summary(),
@@ -206,11 +219,10 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       job.onMetricsUrl?.(metricsServer.url);
     }
     await output.open();
-    await source.connect();
     await status?.start();
     let deadLetteredSeen = 0;
     const summary = await runPipeline({
-      source,
+      source: output.source,
       sink: output.sink,
       segmenter,
       processOptions,
@@ -260,7 +272,6 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
     };
   } finally {
     await status?.stop().catch(() => undefined);
-    await source.close();
     await output.close();
     await metricsServer?.close();
     segmenter.close();

@@ -3,7 +3,7 @@
 // and transactions per transactional id (outputs and offsets become visible together at commit,
 // nothing of an aborted one; a second producer with the same id fences the first). Its clients
 // speak the part of node-rdkafka's API the worker uses. Test hooks: a revocation delivered at the
-// next fetch, and failures of the next transactional calls.
+// next fetch, failures of the next transactional calls, and topics the ACLs refuse.
 import { EventEmitter } from 'node:events';
 import type * as Kafka from 'node-rdkafka';
 import type { KafkaClients } from '../../src/lib/kafka/clients';
@@ -37,6 +37,8 @@ export class FakeBroker {
   private readonly holders = new Map<string, FakeProducer>();
   /** Failures the next transactional calls meet, in order, by call name. */
   readonly failures: { call: 'commit' | 'sendOffsets'; error: Kafka.LibrdKafkaError }[] = [];
+  /** Topics the cluster's ACLs refuse to this client: a produce fails in its delivery report (late), and so does the commit. */
+  readonly deniedTopics = new Set<string>();
   /** Partitions revoked from the group's consumers at their next fetch. */
   pendingRevoke?: { topic: string; partition: number }[];
   readonly consumers: FakeConsumer[] = [];
@@ -231,6 +233,8 @@ export class FakeProducer extends FakeClient {
   readonly transactionalId: string;
   fenced = false;
   open?: OpenTransaction;
+  /** Messages of the open transaction whose delivery failed. */
+  private undelivered = 0;
 
   constructor(
     private readonly broker: FakeBroker,
@@ -241,6 +245,9 @@ export class FakeProducer extends FakeClient {
   }
 
   setPollInterval(): this {
+    return this;
+  }
+  poll(): this {
     return this;
   }
   private fencedError(): Kafka.LibrdKafkaError {
@@ -261,6 +268,12 @@ export class FakeProducer extends FakeClient {
   produce(topic: string, partition: number | null, value: Buffer | null, k?: Buffer | string | null, _ts?: number, _opaque?: unknown, headers?: { [key: string]: Buffer | string }[]): void {
     if (this.fenced) throw this.fencedError();
     if (!this.open) throw kafkaError(-172, 'Local: Erroneous state: produce outside a transaction');
+    if (this.broker.deniedTopics.has(topic)) {
+      // as librdkafka: the delivery report (its code lost by node-rdkafka) comes later, the commit fails
+      this.undelivered++;
+      setTimeout(() => this.emit('delivery-report', kafkaError(-1, 'Broker: Topic authorization failed'), { topic }), 50);
+      return;
+    }
     this.open.messages.push({ topic, partition, key: k ?? null, value, headers });
   }
   sendOffsetsToTransaction(offsets: Kafka.TopicPartitionOffset[], consumer: Kafka.KafkaConsumer, _timeout: number, cb: Callback): void {
@@ -277,6 +290,7 @@ export class FakeProducer extends FakeClient {
       if (this.fenced) return cb(this.fencedError());
       const failure = this.broker.takeFailure('commit');
       if (failure) return cb(failure);
+      if (this.undelivered > 0) return cb(kafkaError(-1, `${this.undelivered} message(s) failed delivery`, { isTxnRequiresAbort: true }));
       if (this.open) this.broker.commit(this.open);
       this.open = undefined;
       cb(null);
@@ -287,6 +301,7 @@ export class FakeProducer extends FakeClient {
       if (this.fenced) return cb(this.fencedError());
       if (this.open) this.broker.transactions.aborted++;
       this.open = undefined;
+      this.undelivered = 0;
       cb(null);
     });
   }

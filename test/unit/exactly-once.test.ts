@@ -1,11 +1,11 @@
-// The exactly-once worker's transaction logic (KafkaFrameSource with externalCommit, and
-// TransactionalTopicSink) against an in-memory broker: each case ends with what a real broker
+// The exactly-once unit (kafka/exactly-once.ts: the group reader and the transactional producer as
+// one) against an in-memory broker: each case ends with what a real broker
 // would hold, every input frame once in the output topic, each bad message once in the dead-letter
 // topic, and the group's committed offsets at the end of each partition. No broker, no native addon.
 import { encodeFrameMessage } from '../../src/lib/kafka/messages';
 import type { ProcessResult } from '../../src/lib/native';
-import { TransactionalTopicSink } from '../../src/lib/sinks/kafka-topic';
-import { KafkaFrameSource, type KafkaFrame } from '../../src/lib/sources/kafka';
+import { ExactlyOnce } from '../../src/lib/kafka/exactly-once';
+import type { KafkaFrame } from '../../src/lib/kafka/group-reader';
 import { FakeBroker, kafkaError } from '../helpers/fake-kafka';
 
 const IN = 'frames';
@@ -30,54 +30,59 @@ function brokerWithFrames(badAt = 3): FakeBroker {
 
 interface WorkerHooks {
   /** Called after each frame is settled (written and marked done), with the count so far. */
-  afterSettle?: (settled: number, source: KafkaFrameSource) => void | Promise<void>;
+  afterSettle?: (settled: number, unit: ExactlyOnce) => void | Promise<void>;
   /** Frames read but not yet settled at once (the pipeline's window). */
   depth?: number;
 }
 
 /** One worker as the pipeline drives it: frames in source order, each written then settled; an error frame dead-lettered. */
-async function runWorker(broker: FakeBroker, workerId: string, hooks: WorkerHooks = {}): Promise<TransactionalTopicSink> {
+async function runWorker(broker: FakeBroker, workerId: string, hooks: WorkerHooks = {}, outputTopic = OUT): Promise<ExactlyOnce> {
   const clients = broker.clients();
-  const source = new KafkaFrameSource({ brokers: 'fake:9092', topic: IN, group: GROUP, externalCommit: true, idleExitMs: 300, batchSize: 4, clients });
-  const sink = new TransactionalTopicSink(
-    {
-      brokers: 'fake:9092',
-      outputTopic: OUT,
-      dlqTopic: DLQ,
-      partitions: 2,
-      transactionalId: `bgrm-${GROUP}-${workerId}`,
-      workerId,
-      model: 'u2netp',
-      content: 'mask/png',
-      maxMessageBytes: 1_000_000,
-      batchFrames: 1000, // the transaction stays open until the timer (or a test) ends it
-      batchMs: 150,
-      liveCommitMs: 150,
-      clients,
-    },
-    source,
-  );
-  await sink.open();
-  await source.connect();
+  const unit = new ExactlyOnce({
+    brokers: 'fake:9092',
+    topic: IN,
+    group: GROUP,
+    idleExitMs: 300,
+    batchSize: 4,
+    outputTopic,
+    dlqTopic: DLQ,
+    partitions: 2,
+    transactionalId: `bgrm-${GROUP}-${workerId}`,
+    workerId,
+    model: 'u2netp',
+    content: 'mask/png',
+    maxMessageBytes: 1_000_000,
+    batchFrames: 1000, // the transaction stays open until the timer (or a test) ends it
+    batchMs: 150,
+    liveCommitMs: 150,
+    clients,
+  });
+  await unit.open();
   const window: KafkaFrame[] = [];
   let settled = 0;
   const settle = async (frame: KafkaFrame) => {
-    if (frame.error) await sink.afterFrame(frame, frame.error);
+    if (frame.error) await unit.settle(frame, frame.error);
     else {
       const result = { data: Buffer.from(`cut-out of ${frame.name}`), width: 4, height: 4, timings: { totalMs: 1 } } as unknown as ProcessResult;
-      await sink.write({ frame, result });
-      await sink.afterFrame(frame);
+      await unit.sink.write({ frame, result });
+      await unit.settle(frame);
     }
-    await hooks.afterSettle?.(++settled, source);
+    await hooks.afterSettle?.(++settled, unit);
   };
-  for await (const f of source.frames()) {
-    window.push(f as KafkaFrame);
-    if (window.length > (hooks.depth ?? 1) - 1) await settle(window.shift()!);
+  try {
+    for await (const f of unit.source.frames()) {
+      window.push(f as KafkaFrame);
+      if (window.length > (hooks.depth ?? 1) - 1) await settle(window.shift()!);
+    }
+    for (const f of window) await settle(f);
+    await unit.sink.close();
+  } catch (err) {
+    await unit.sink.abort?.();
+    throw err;
+  } finally {
+    await unit.source.close?.();
   }
-  for (const f of window) await settle(f);
-  await sink.close();
-  await source.close();
-  return sink;
+  return unit;
 }
 
 /** What the broker holds at the end: every frame once, the bad message once, offsets at the ends. */
@@ -145,7 +150,7 @@ describe('exactly-once worker against an in-memory broker', () => {
     // the commit needs an abort: the source rewinds while the window holds frames read before it
     broker.failures.push({ call: 'commit', error: kafkaError(48, 'Broker: Invalid transition', { isTxnRequiresAbort: true }) });
     const epochs = new Set<number>();
-    const sink = await runWorker(broker, 'w1', { depth: 4, afterSettle: (_n, source) => void epochs.add(source.epoch) });
+    const sink = await runWorker(broker, 'w1', { depth: 4, afterSettle: (_n, unit) => void epochs.add(unit.epoch) });
     expect(epochs.size).toBeGreaterThan(1);
     expect(sink.abortedTransactions).toBe(1);
     expectExactlyOnce(broker);
@@ -162,5 +167,17 @@ describe('exactly-once worker against an in-memory broker', () => {
     expect(Object.assign({}, ...dead[0].headers!)['bgrm-source']).toBe('frames[1]@1');
     expect(broker.messages(OUT)).toHaveLength(2 * PER_PARTITION);
     expect(broker.offsetsOf(GROUP)).toEqual({ [`${IN}:0`]: PER_PARTITION, [`${IN}:1`]: PER_PARTITION + 1 });
+  });
+
+  it('an output topic the ACLs refuse: the run ends naming it, with nothing committed, even when no frame follows the failed commit', async () => {
+    const broker = brokerWithFrames();
+    broker.deniedTopics.add('denied-out');
+    // every frame is settled within milliseconds, so the commit that fails is the timer's, after the last frame
+    await expect(runWorker(broker, 'w1', {}, 'denied-out')).rejects.toMatchObject({ code: 'ERR_KAFKA_TOPIC_DENIED' });
+    expect(broker.messages('denied-out')).toHaveLength(0);
+    expect(broker.offsetsOf(GROUP)).toEqual({});
+    // a worker allowed to write gets every frame
+    await runWorker(broker, 'w2');
+    expectExactlyOnce(broker);
   });
 });

@@ -1,313 +1,41 @@
-// KafkaFrameSource: frames from a topic as a member of a consumer group. Messages are pulled only
-// when the pipeline has room (bounded memory); offsets are committed only for frames whose output
-// (or dead letter) is durable, in order per partition.
-import * as Kafka from 'node-rdkafka';
-import { BgrmError } from '../errors';
-import type { Frame, FrameSource } from '../frame';
-import { baseConfig, clientConfig, connectClient, type KafkaConnection } from '../kafka/client';
-import { rdkafkaClients, type KafkaClients } from '../kafka/clients';
-import { deniedError } from '../kafka/errors';
-import { incoming, messageFrame, type IncomingMessage } from '../kafka/messages';
+// KafkaFrameSource: the at-least-once group source. Frames come from the group's partitions
+// (kafka/group-reader.ts); the consumer's offsets are committed here, only for frames whose output
+// (a file, or a dead letter) is durable, in order per partition: at the latest every
+// `commitIntervalMs`, before partitions move to another worker, and at close. A frame processed
+// again after a crash rewrites its own file with the same bytes. (The exactly-once output topic
+// commits offsets in its transactions instead: kafka/exactly-once.ts.)
+import type * as Kafka from 'node-rdkafka';
+import { GroupReader, tp, type GroupReaderOptions } from '../kafka/group-reader';
 
-export interface KafkaFrame extends Frame {
-  message: IncomingMessage;
-  /** The source's epoch when the frame was read; frames of an older epoch were rewound and are void. */
-  epoch: number;
-}
+export type { KafkaFrame } from '../kafka/group-reader';
 
-export interface KafkaSourceOptions extends KafkaConnection {
-  topic: string;
-  group: string;
-  /** Stop when no message arrived for this long (batch use and tests); 0: run until stopped. */
-  idleExitMs?: number;
-  maxFrames?: number;
-  /** Live mode: frames older than this at arrival (capture time to now) are skipped, counted and committed. */
-  maxLagMs?: number;
-  signal?: AbortSignal;
-  batchSize?: number;
+export interface KafkaSourceOptions extends GroupReaderOptions {
   commitIntervalMs?: number;
-  /** Offsets are committed by someone else (a transactional producer), through takeDone(). */
-  externalCommit?: boolean;
-  /**
-   * Static group membership (a stable --worker-id): a restarted worker takes its partitions back at
-   * once instead of waiting for the dead one's session to expire.
-   */
-  staticMemberId?: string;
-  /** Where the consumer comes from (default: node-rdkafka; a fake broker in unit tests). */
-  clients?: KafkaClients;
 }
 
-/** The key of a topic's partition in this source's maps and sets. */
-const tp = (x: { topic: string; partition: number }) => `${x.topic}:${x.partition}`;
-
-export class KafkaFrameSource implements FrameSource {
-  private consumer?: Kafka.KafkaConsumer;
-  /** Highest done offset + 1 per "topic:partition", not yet committed. */
-  private readonly done = new Map<string, Kafka.TopicPartitionOffset>();
+export class KafkaFrameSource extends GroupReader {
   private lastCommit = 0;
-  /** Partitions assigned to this member now ("topic:partition"); messages of others are not ours. */
-  private readonly owned = new Set<string>();
-  /**
-   * With externalCommit, partitions being revoked go through this first (the transactional sink
-   * aborts its open transaction and then calls unassign() and rewind()); default: unassign at once.
-   */
-  revokeHandler?: (partitions: Kafka.Assignment[]) => Promise<void>;
-  /** The fetch in progress, and a rewind in progress: the two never overlap. */
-  private pulling?: Promise<Kafka.Message[]>;
-  private seeking?: Promise<void>;
-  received = 0;
-  epoch = 0;
-  /**
-   * The last fetch drained the assigned partitions (fewer messages than asked for): the worker
-   * keeps up with its stream, and an exactly-once sink commits promptly rather than batching.
-   */
-  caughtUp = true;
 
-  constructor(private readonly opts: KafkaSourceOptions) {}
-
-  async connect(): Promise<void> {
-    const consumer = (this.opts.clients ?? rdkafkaClients).consumer(
-      clientConfig(this.opts, {
-        ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
-        'group.id': this.opts.group,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'partition.assignment.strategy': 'cooperative-sticky',
-        'isolation.level': 'read_committed',
-        'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
-        'fetch.message.max.bytes': 16 * 1024 * 1024,
-        'session.timeout.ms': 15000,
-        ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
-        rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
-          if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
-            for (const a of assignment) this.owned.add(tp(a));
-            if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalAssign(assignment);
-            else consumer.assign(assignment);
-            return;
-          }
-          // Revoked: from now on nothing of these partitions is processed or committed here.
-          for (const a of assignment) {
-            this.owned.delete(tp(a));
-            this.ownCommits.delete(tp(a));
-          }
-          if (this.opts.externalCommit && this.revokeHandler && this.consumer) {
-            // The open transaction may hold their outputs: it is aborted before the partitions go.
-            this.revokeHandler(assignment).catch(() => this.unassign(assignment, consumer));
-            return;
-          }
-          this.commit(true, assignment); // before partitions go to another worker, commit what is done here
-          this.unassign(assignment, consumer);
-        },
-      }),
-      { 'auto.offset.reset': 'earliest' },
-    );
-    await connectClient(consumer, this.opts);
-    // librdkafka reports a lost broker here (and reconnects by itself)
-    consumer.on('event.error', () => (this.troubledAt = Date.now()));
-    consumer.subscribe([this.opts.topic]);
-    this.consumer = consumer;
+  constructor(protected readonly opts: KafkaSourceOptions) {
+    super(opts);
   }
 
-  /** Gives revoked partitions up (the second half of a rebalance). */
-  unassign(partitions: Kafka.Assignment[], consumer = this.consumer): void {
-    if (!consumer) return;
-    try {
-      if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalUnassign(partitions);
-      else consumer.unassign();
-    } catch {
-      // disconnected meanwhile: nothing left to give up
-    }
+  /** Before partitions go to another worker, what is done here is committed, then they are given up. */
+  protected override revoked(partitions: Kafka.Assignment[], consumer: Kafka.KafkaConsumer): void {
+    this.commit(true, partitions);
+    this.unassign(partitions, consumer);
   }
 
-  /**
-   * Up to n messages: the first waits up to 200 ms, the rest only if they are there already, so a
-   * caught-up live stream hands each frame on when it arrives (librdkafka would otherwise wait for
-   * the whole batch, message by message). Transient errors (a broker restarting) give an empty
-   * batch after a pause.
-   */
-  private async pull(n: number): Promise<Kafka.Message[]> {
-    const first = await this.consume(1, 200);
-    if (first.length === 0 || n <= 1) return first;
-    return [...first, ...(await this.consume(n - 1, 1))];
-  }
-
-  private consume(n: number, timeoutMs: number): Promise<Kafka.Message[]> {
-    const consumer = this.consumer!;
-    consumer.setDefaultConsumeTimeout(timeoutMs);
-    return new Promise((resolve, reject) =>
-      consumer.consume(n, (err, msgs) => {
-        if (!err) return resolve(msgs);
-        if ((err as Kafka.LibrdKafkaError & { isFatal?: boolean }).isFatal) return reject(new BgrmError('ERR_KAFKA_FATAL', err.message));
-        // an ACL refusal does not pass like a broker restart: stop and name it
-        const denied = deniedError(this.opts, err, { topic: this.opts.topic, group: this.opts.group, topicOps: 'READ and DESCRIBE' });
-        if (denied) return reject(denied);
-        this.troubledAt = Date.now();
-        setTimeout(() => resolve([]), 500);
-      }),
-    );
-  }
-
-  /** When the broker last failed a fetch: time without messages then is not idleness. */
-  private troubledAt = 0;
-
-  async *frames(): AsyncIterable<Frame> {
-    if (!this.consumer) await this.connect();
-    let idleSince = Date.now();
-    while (!this.opts.signal?.aborted) {
-      if (this.opts.maxFrames !== undefined && this.received >= this.opts.maxFrames) break;
-      const want = Math.min(this.opts.batchSize ?? 4, (this.opts.maxFrames ?? Infinity) - this.received);
-      if (this.seeking) await this.seeking.catch(() => undefined); // a rewind repositions the partitions: wait for it
-      const epoch = this.epoch;
-      const pulling = this.pull(want);
-      this.pulling = pulling;
-      const fetched = await pulling;
-      this.pulling = undefined;
-      this.caughtUp = fetched.length < want;
-      this.commit(false);
-      // Messages of partitions revoked meanwhile belong to their new owner, who reads them from the committed offset.
-      const msgs = fetched.filter((m) => this.owned.has(tp(m)));
-      if (fetched.length === 0) {
-        // --idle-exit counts quiet time only: not a broker outage, nor a rewind in progress
-        if (this.troubledAt > idleSince || this.seeking) idleSince = Date.now();
-        if (this.opts.idleExitMs && Date.now() - idleSince > this.opts.idleExitMs) break;
-        continue;
-      }
-      idleSince = Date.now();
-      for (const m of msgs) {
-        this.received++;
-        const message = incoming(m);
-        yield this.toFrame(message, epoch);
-      }
-    }
-  }
-
-  private toFrame(message: IncomingMessage, epoch: number): KafkaFrame {
-    const f = messageFrame(message);
-    const ageMs = Date.now() - f.timestampMs;
-    const skip = !f.error && this.opts.maxLagMs !== undefined && ageMs > this.opts.maxLagMs ? `stale: ${ageMs} ms old` : undefined;
-    return { ...f, message, skip, epoch };
-  }
-
-  /** Marks a frame finished (its output or dead letter is durable); frames finish in order per partition. */
-  markDone(frame: KafkaFrame): void {
-    const { topic, partition, offset } = frame.message;
-    if (frame.epoch !== this.epoch || !this.owned.has(tp(frame.message))) return;
-    this.done.set(tp(frame.message), { topic, partition, offset: offset + 1 });
-  }
-
-  /**
-   * Offsets this member committed itself (in a transaction that succeeded), per "topic:partition".
-   * A broker answers an offset fetch right after a transaction with the offsets from before it
-   * until the transaction's markers are written; a rewind never goes behind what it knows.
-   */
-  private readonly ownCommits = new Map<string, number>();
-
-  /** Is this partition ("topic:partition") assigned to this member now? */
-  owns(topic: string, partition: number): boolean {
-    return this.owned.has(tp({ topic, partition }));
-  }
-
-  noteCommitted(offsets: Kafka.TopicPartitionOffset[]): void {
-    for (const o of offsets) {
-      const key = tp(o);
-      if (this.owned.has(key)) this.ownCommits.set(key, Math.max(o.offset, this.ownCommits.get(key) ?? -1));
-    }
-  }
-
-  /** The next offsets to commit (for a transaction), forgetting them here. */
-  takeDone(): Kafka.TopicPartitionOffset[] {
-    const offsets = [...this.done.values()];
-    this.done.clear();
-    return offsets;
-  }
-
-  /** Partitions of the input topic assigned here now. */
-  assignedPartitions(): number[] {
-    return [...this.owned].map((k) => Number(k.slice(k.lastIndexOf(':') + 1))).sort((a, b) => a - b);
-  }
-
-  /** Messages not yet read, per assigned partition (high watermark minus this consumer's position). */
-  async lag(): Promise<Record<string, number>> {
-    const consumer = this.consumer;
-    if (!consumer) return {};
-    const out: Record<string, number> = {};
-    const assigned = [...this.owned].map((k) => ({ topic: k.slice(0, k.lastIndexOf(':')), partition: Number(k.slice(k.lastIndexOf(':') + 1)) }));
-    let positions: Kafka.TopicPartitionOffset[] = [];
-    try {
-      positions = consumer.position(assigned);
-    } catch {
-      return out;
-    }
-    for (const p of positions) {
-      const high = await new Promise<number | undefined>((resolve) =>
-        consumer.queryWatermarkOffsets(p.topic, p.partition, 2000, (err, w) => resolve(err ? undefined : w.highOffset)),
-      );
-      if (high === undefined) continue;
-      const position = typeof p.offset === 'number' && p.offset >= 0 ? p.offset : undefined;
-      if (position !== undefined) out[String(p.partition)] = Math.max(0, high - position); // unknown before the first fetch
-    }
-    return out;
-  }
-
-  get kafkaConsumer(): Kafka.KafkaConsumer {
-    if (!this.consumer) throw new BgrmError('ERR_INVALID_STATE', 'the Kafka source is not connected');
-    return this.consumer;
-  }
-
-  /**
-   * After an aborted transaction: every frame read so far becomes void (new epoch), and each
-   * partition still assigned here is read again from its last committed offset.
-   */
-  async rewind(): Promise<void> {
-    const consumer = this.kafkaConsumer;
-    const reposition = async () => {
-      // A fetch in progress finishes first: its messages carry the old epoch and are void; the
-      // next fetch starts only after the seeks, so it reads from the committed offsets.
-      await this.pulling?.catch(() => undefined);
-      this.epoch++;
-      this.done.clear();
-      const assigned = consumer.assignments().map((a) => ({ topic: a.topic, partition: a.partition }));
-      if (assigned.length === 0) return;
-      const committed = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-        consumer.committed(assigned, 10000, (err, offsets) => (err ? reject(new BgrmError('ERR_KAFKA', err.message)) : resolve(offsets))),
-      );
-      for (const c of committed) {
-        const known = Math.max(c.offset, this.ownCommits.get(tp(c)) ?? -1);
-        const offset = known >= 0 ? known : -2; // -2: librdkafka's OFFSET_BEGINNING (nothing committed yet)
-        await new Promise<void>((resolve, reject) =>
-          consumer.seek({ topic: c.topic, partition: c.partition, offset }, 10000, (err) =>
-            err ? reject(new BgrmError('ERR_KAFKA', `cannot rewind ${c.topic}[${c.partition}] to ${offset}: ${err.message}`)) : resolve(),
-          ),
-        );
-      }
-    };
-    // A broker that is restarting answers again within seconds: try for up to a minute.
-    const withRetries = async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await reposition();
-        } catch (err) {
-          if (attempt >= 30) throw err;
-          await new Promise((res) => setTimeout(res, 2000));
-        }
-      }
-    };
-    this.seeking = withRetries();
-    try {
-      await this.seeking;
-    } finally {
-      this.seeking = undefined;
-    }
+  protected override fetched(): void {
+    this.commit(false);
   }
 
   private commit(sync: boolean, revoked: Kafka.Assignment[] = []): void {
-    if (this.opts.externalCommit || !this.consumer || this.done.size === 0) return;
+    if (!this.consumer || this.done.size === 0) return;
     if (!sync && Date.now() - this.lastCommit < (this.opts.commitIntervalMs ?? 1000)) return;
     // done offsets of partitions just revoked are still this member's to commit, once
-    const mine = (o: Kafka.TopicPartitionOffset) =>
-      this.owned.has(tp(o)) || revoked.some((r) => r.topic === o.topic && r.partition === o.partition);
-    const offsets = [...this.done.values()].filter(mine);
-    this.done.clear();
+    const mine = (o: Kafka.TopicPartitionOffset) => this.owned.has(tp(o)) || revoked.some((r) => r.topic === o.topic && r.partition === o.partition);
+    const offsets = this.takeDone().filter(mine);
     if (offsets.length === 0) return;
     this.lastCommit = Date.now();
     try {
@@ -318,11 +46,8 @@ export class KafkaFrameSource implements FrameSource {
     }
   }
 
-  async close(): Promise<void> {
-    if (!this.consumer) return;
+  override async close(): Promise<void> {
     this.commit(true);
-    const c = this.consumer;
-    this.consumer = undefined;
-    await new Promise<void>((resolve) => c.disconnect(() => resolve()));
+    await super.close();
   }
 }
