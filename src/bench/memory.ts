@@ -3,7 +3,7 @@
 // ('pattern': memory pattern planner, a doubling arena per session, the original graph) against
 // bgrm's ('lean': no pattern, one arena extended by what is asked, the lean graph), in one run.
 //   --frames N (200)  --testdata DIR  --models a,b (default u2netp,u2netp-int8,u2net; u2net when
-//   installed, about 5 minutes more)  --json
+//   installed, about 5 minutes more)  --plans a,b (default pattern,lean)  --json
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -54,9 +54,10 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:memory: ${n} frames of 854x480, ${os.availableParallelism()} cores; ${models.int8Note}${u2net ? '' : '; u2net not installed (bgrm models pull u2net) so not measured'}\n`);
 
     const rows: Row[] = [];
+    const plans = arg('plans', 'pattern,lean').split(',');
     const wanted = arg('models', 'u2netp,u2netp-int8,u2net').split(',');
     for (const model of ['u2netp', 'u2netp-int8', ...(u2net ? ['u2net'] : [])].filter((m) => wanted.includes(m))) {
-      for (const plan of ['pattern', 'lean']) {
+      for (const plan of plans) {
         process.env.BGRM_ORT_MEMORY = plan;
         const out = path.join(tmp, `out-${model}-${plan}`);
         const s = await runProcess<Summary>([input, '-o', out, '-m', model, '-q']);
@@ -72,12 +73,12 @@ async function main(): Promise<void> {
     }
     const lines = [
       `peak RSS and frames/s of bgrm process (default layout), ${n} frames of 854x480, ${os.availableParallelism()} cores, same run`,
-      'model        plan     runs    frames  frames/s  peak MiB  fps vs pattern  RSS vs pattern',
+      `model        plan           runs    frames  frames/s  peak MiB  ${'fps vs ' + plans[0]}  ${'RSS vs ' + plans[0]}`,
     ];
     for (const r of rows) {
-      const base = rows.find((b) => b.model === r.model && b.plan === 'pattern')!;
+      const base = rows.find((b) => b.model === r.model)!; // the model's first plan
       lines.push(
-        `${r.model.padEnd(12)} ${r.plan.padEnd(8)} ${r.runs.padEnd(7)} ${String(r.frames).padStart(6)}  ${r.fps.toFixed(2).padStart(8)}  ${r.peakMiB.toFixed(0).padStart(8)}  ${('x' + (r.fps / base.fps).toFixed(2)).padStart(14)}  ${('x' + (r.peakMiB / base.peakMiB).toFixed(2)).padStart(14)}`,
+        `${r.model.padEnd(12)} ${r.plan.padEnd(14)} ${r.runs.padEnd(7)} ${String(r.frames).padStart(6)}  ${r.fps.toFixed(2).padStart(8)}  ${r.peakMiB.toFixed(0).padStart(8)}  ${('x' + (r.fps / base.fps).toFixed(2)).padStart(14)}  ${('x' + (r.peakMiB / base.peakMiB).toFixed(2)).padStart(14)}`,
       );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
