@@ -71,6 +71,9 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
     const record = JSON.parse(await fs.readFile(path.join(dir, 'u2netp-int8.onnx.json'), 'utf8'));
     expect(record.calibration.frames).toBe(30); // 90 frames, every 3rd
     expect(record.fromSha256).toBe(await sha256(modelPath('u2netp')));
+    // output bias correction ran on the calibration frames and never made the masks agree less
+    expect(record.report.outputCorrection.before).toBeGreaterThan(0.8);
+    expect(record.report.outputCorrection.after).toBeGreaterThanOrEqual(record.report.outputCorrection.before);
     process.stdout.write(`int8 record: ${JSON.stringify({ ...record.report, outlierTensors: record.report.outlierTensors.length })}\n`);
     process.stdout.write(`fusion: ${JSON.stringify(record.fusion.ops)}\n`);
   });

@@ -36,13 +36,20 @@ describe('uint8 parameters', () => {
 });
 
 describe('percentile ranges', () => {
-  it('ignores a few extreme values (beyond the 99.999th percentile) but keeps the bulk', () => {
+  it('with a tail share, ignores a few extreme values (beyond the 99.999th percentile) but keeps the bulk', () => {
     const values = Array.from({ length: 1_000_000 }, (_, i) => (i % 1000) / 100); // 0..9.99
     values[0] = 500; // one wild value
-    const [lo, hi] = percentileRange(stats(values));
+    const [lo, hi] = percentileRange(stats(values), 1e-5);
     expect(lo).toBe(0);
     expect(hi).toBeGreaterThan(9.9);
     expect(hi).toBeLessThan(11);
+  });
+  it("the recipe's default keeps the whole range, the wild value included", () => {
+    const values = Array.from({ length: 100_000 }, (_, i) => (i % 1000) / 100);
+    values[0] = 500;
+    const [lo, hi] = percentileRange(stats(values));
+    expect(lo).toBe(0);
+    expect(hi).toBeGreaterThan(499);
   });
   it('values beyond the histogram bounds (edge bins) fall back to the exact extremes', () => {
     const values = Array.from({ length: 1000 }, (_, i) => i / 100); // 0..9.99, histogram bounds 0..5

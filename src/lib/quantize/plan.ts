@@ -4,8 +4,8 @@
 // The recipe:
 // - the graph is the lean one (model-lean.ts): each Conv(Concat(a, b)) is Conv(a) + Conv(b), so
 //   the two Convs quantise their own outputs and the Add runs as QLinearAdd;
-// - activations are uint8, per tensor, asymmetric. Their ranges are the 0.001st and 99.999th
-//   percentiles of a histogram over the calibration frames;
+// - activations are uint8, per tensor, asymmetric. Their ranges are the whole range seen over the
+//   calibration frames (stats.ts says why not a percentile);
 // - weights are int8, per output channel, symmetric; biases are int32 with scale input × weight;
 // - QuantizeLinear/DequantizeLinear pairs go on the model input and on the outputs of Relu (the
 //   Relu then folds away, because its Q has zero point 0), MaxPool, Resize, Concat and Add. Conv
@@ -16,12 +16,14 @@
 // - outlier channels stay float. u2netp has channels that are nearly constant and far larger than
 //   the rest of their tensor, so one uint8 scale would crush every other channel. A tensor holding
 //   such a channel keeps float, and so do the Convs that read it (weights included);
+// - the output's logit is shifted so that the int8 masks agree best with the float model's on the
+//   calibration frames (bias.ts: output bias correction);
 // - the opset goes from 11 to 13 (per-channel DequantizeLinear needs `axis`), and Unsqueeze's axes
 //   move from an attribute to an input as opset 13 requires.
 // Same model + same calibration frames + same quantiser version → byte-identical output.
 import { DataType, graphOf, type Model, type Node } from '../onnx-graph';
 
-export const QUANTIZER_VERSION = 3; // 2: Resize in float; 3: the lean graph (model-lean.ts)
+export const QUANTIZER_VERSION = 4; // 2: Resize in float; 3: the lean graph (model-lean.ts); 4: whole ranges, output bias correction
 export const DEFAULT_CALIBRATION_FRAMES = 40;
 /**
  * Fewer calibration frames than this give ranges fitted to a few pictures (one photo, a two-second

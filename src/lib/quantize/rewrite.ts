@@ -25,6 +25,7 @@ import {
 } from '../onnx-graph';
 import type { CalibrationSet } from './calibration';
 import { dataInputs, planGraph, QUANTIZER_VERSION, RANGE_KEEPING, type GraphPlan, type ModelInputSpec } from './plan';
+import { fitOutputShift, shiftOutputBias } from './bias';
 import { collectStats, outlierChannels, percentileRange, type TensorStats } from './stats';
 
 interface QParams {
@@ -73,6 +74,8 @@ export interface QuantizeReport {
   floatConvs: number;
   quantizedTensors: number;
   outlierTensors: { tensor: string; channels: number[] }[];
+  /** The output's logit shift (bias.ts) and how well the int8 masks agree with the float ones before and after it. */
+  outputCorrection: { shift: number; before: number; after: number };
   quantizerVersion: number;
 }
 
@@ -220,6 +223,9 @@ export async function quantizeModel(
   const q = cloneModel(model);
   upgradeToOpset13(q);
   const r = rewrite(q, plan, stats);
+  const correction = await fitOutputShift(encodeModel(model), encodeModel(q), calib, input);
+  if (correction.shift !== 0 && !shiftOutputBias(q, correction.shift)) correction.shift = 0;
+  log?.(`output bias correction: logit ${correction.shift >= 0 ? '+' : ''}${correction.shift}, masks agree with the float model's ${correction.before.toFixed(4)} -> ${correction.after.toFixed(4)} (IoU, calibration frames)`);
   q.producerName = 'bgrm-quantize';
   q.producerVersion = String(QUANTIZER_VERSION);
   q.docString = `int8 QDQ of ${path.basename(source)}; calibration sha256 ${calib.hash} over ${calib.tensors.length} frames`;
@@ -236,6 +242,7 @@ export async function quantizeModel(
     floatConvs: r.convs - r.int8Convs,
     quantizedTensors: r.quantizedTensors,
     outlierTensors: r.outliers,
+    outputCorrection: correction,
     quantizerVersion: QUANTIZER_VERSION,
   };
 }
