@@ -46,6 +46,7 @@ describe('output bias correction', () => {
     const g = graphOf(biased);
     const bias = g.initializer.find((t) => t.name === g.node[0].input[2])!;
     expect(floatValues(bias)[0]).toBeCloseTo(0, 5);
+    expect(g.initializer.map((t) => t.name)).toEqual(['w', 'b_shifted']); // the old bias is gone
   });
 
   it('leaves a model that already agrees alone', async () => {

@@ -95,6 +95,8 @@ export function shiftOutputBias(model: Model, shift: number): string | undefined
         const shifted = makeTensor(`${bias.name}_shifted`, DataType.FLOAT, dims(bias), Float32Array.of(floatValues(bias)[0] + shift));
         g.initializer.push(shifted);
         n.input[2] = shifted.name!;
+        // the old bias, if nothing else reads it, goes (ONNX Runtime warns of unused initializers)
+        if (!g.node.some((m) => m.input.includes(bias.name!))) g.initializer = g.initializer.filter((t) => t !== bias);
         return n.name ?? undefined;
       }
     } else if (n.opType === 'Add') {

@@ -3,6 +3,7 @@
 //   calibration.ts  calibration frames (images, a video through ffmpeg) as input tensors
 //   stats.ts        activation statistics (ONNX Runtime) and the ranges read from them
 //   rewrite.ts      the QDQ graph, written atomically
+//   bias.ts         output bias correction (the int8 masks fitted to the float model's)
 //   fusion.ts       what ONNX Runtime fuses the result into
 //   install.ts      installed int8 models, their records, and the model --fast runs
 export { BINS, DEFAULT_CALIBRATION_FRAMES, MIN_CALIBRATION_FRAMES, QUANTIZER_VERSION, type ModelInputSpec } from './plan';
