@@ -10,13 +10,12 @@
 import type * as Kafka from 'node-rdkafka';
 import { BgrmError } from '../errors';
 import type { FrameSink, FrameSource, ProcessedFrame } from '../frame';
-import type { KafkaConnection } from './client';
 import { rdkafkaClients, type KafkaClients } from './clients';
-import { GroupReader, type GroupReaderOptions, type KafkaFrame } from './group-reader';
+import { GroupReader, tp, type GroupReaderOptions, type KafkaFrame } from './group-reader';
 import { deadLetterHeaders, originOf, type KafkaHeaders } from './messages';
 import { isFatal, TransactionalProducer } from './transactions';
 
-export interface ExactlyOnceOptions extends GroupReaderOptions, KafkaConnection {
+export interface ExactlyOnceOptions extends GroupReaderOptions {
   outputTopic: string;
   dlqTopic: string;
   partitions: number;
@@ -172,7 +171,7 @@ export class ExactlyOnce {
       this.batchStarted = Date.now();
       this.scheduleCommit();
     }
-    this.txnPartitions.set(`${m.topic}:${m.partition}`, { topic: m.topic, partition: m.partition });
+    this.txnPartitions.set(tp(m), { topic: m.topic, partition: m.partition });
   }
 
   /** The input message, unchanged, to the dead-letter topic inside the open transaction, with the reason. */
@@ -300,28 +299,29 @@ export class ExactlyOnce {
     this.timer = undefined;
   }
 
-  /** The last transaction commits; a commit that failed earlier with no frame after it ends the run here. */
-  private close(): Promise<void> {
+  /** No more commits from the timer: the unit is closing. */
+  private stopTimer(): void {
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** The last transaction commits; a commit that failed earlier with no frame after it ends the run here. */
+  private close(): Promise<void> {
+    this.stopTimer();
     return this.lock.run(async () => {
-      const failed = this.broken ?? this.producer.denied;
-      if (failed) {
-        await this.producer.disconnect(true);
-        throw failed;
-      }
       try {
+        const failed = this.broken ?? this.producer.denied;
+        if (failed) throw failed;
         await this.commitBatch();
       } finally {
-        await this.producer.disconnect(true); // committed: nothing left open to abort
+        await this.producer.disconnect(true); // aborts what a failure left open; after a commit nothing is
       }
     });
   }
 
   /** After a fatal error elsewhere: the open transaction is aborted, nothing of it becomes visible. */
   private async abort(): Promise<void> {
-    this.closing = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.stopTimer();
     await this.producer.disconnect(true);
   }
 }

@@ -134,7 +134,7 @@ export async function collectStats(model: Model, plan: GraphPlan, calib: Calibra
   return stats;
 }
 
-/** The 0.001st and 99.999th percentiles (an edge bin's share falls back to the exact extreme). */
+/** An activation's range without `tailShare` of its values at each end (default: the whole range); an edge bin's share falls back to the exact extreme. */
 export function percentileRange(s: TensorStats, tailShare = RANGE_TAIL): [number, number] {
   const hist = s.hist!;
   const width = (s.histHi - s.histLo) / BINS;
