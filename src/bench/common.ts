@@ -1,11 +1,13 @@
 // Helpers the benchmarks share: flags, running the CLI as a child process, a models folder of their
 // own (so a user's int8 model is left alone) and percentiles.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { resolveModel } from '../lib/models';
 import { projectRoot } from '../lib/native';
 import { installQuantized } from '../lib/quantize';
+import { greyOf, iou } from '../lib/quality';
 
 const cli = path.join(projectRoot, 'bin', 'run.js');
 
@@ -54,4 +56,66 @@ export async function benchModels(tmp: string, calibration: string): Promise<{ f
 /** The p-quantile (0-1) of ascending values; 0 for none. */
 export function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0;
+}
+
+/** The `bgrm process --json` summary fields the video benchmarks read. */
+export interface Summary {
+  frames: number;
+  succeeded: number;
+  seconds: number;
+  framesPerSecond: number;
+  modelRuns: number;
+  peakRssBytes: number;
+  stageMs: Record<string, number>;
+}
+
+export interface Score {
+  iou: number;
+  flicker: number;
+  frames: number;
+  modelRuns: number;
+  seconds: number;
+}
+
+/** An H.264 file (24 fps) of a DAVIS folder's JPEGs; `step` > 1 keeps every step-th frame only. */
+export async function makeVideo(dir: string, file: string, step = 1): Promise<void> {
+  const select = step > 1 ? ['-vf', `select=not(mod(n\\,${step})),setpts=N/24/TB`] : [];
+  await promisify(execFile)('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-framerate', '24', '-i', path.join(dir, '%05d.jpg'), ...select, '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '20', file]);
+}
+
+/**
+ * IoU (alpha >= 128 against the mask) and background flicker (between the frames scored) of a
+ * folder of output masks (000000.png ...) against a DAVIS folder's ground truth, on every `step`-th
+ * frame; `outputStep` is the step of the video the outputs came from (1: every frame, so output i is
+ * frame i; `step`: output k is frame k * step).
+ */
+export async function scoreMasks(outDir: string, gtDir: string, summary: Summary, step = 1, outputStep = 1): Promise<Score> {
+  const gtNames = (await fs.readdir(gtDir)).filter((f) => f.endsWith('.png')).sort();
+  let iouSum = 0;
+  let flickerSum = 0;
+  let pairs = 0;
+  let scored = 0;
+  let prev: { a: Buffer; g: Buffer } | undefined;
+  for (let i = 0; i < gtNames.length; i += step) {
+    const a = (await greyOf(await fs.readFile(path.join(outDir, `${String(i / outputStep).padStart(6, '0')}.png`)))).data;
+    const g = (await greyOf(await fs.readFile(path.join(gtDir, gtNames[i])))).data;
+    iouSum += iou(a, g);
+    scored++;
+    if (prev) {
+      let sum = 0;
+      let n = 0;
+      for (let p = 0; p < a.length; p++) {
+        if (g[p] < 128 && prev.g[p] < 128) {
+          sum += Math.abs(a[p] - prev.a[p]);
+          n++;
+        }
+      }
+      if (n > 0) {
+        flickerSum += sum / n / 255;
+        pairs++;
+      }
+    }
+    prev = { a, g };
+  }
+  return { iou: iouSum / scored, flicker: pairs ? flickerSum / pairs : 0, frames: summary.succeeded, modelRuns: summary.modelRuns, seconds: summary.seconds };
 }

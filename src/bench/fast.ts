@@ -5,72 +5,18 @@
 // background flicker, model runs per frame and frames/s (start-up excluded); the worst sequence of
 // each mode; and --fast's frames/s over all davis-fast frames against float u2netp model-only
 // frames/s measured in the same run.
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { projectRoot } from '../lib/native';
-import { greyOf, iou } from '../lib/quality';
-import { arg, benchModels, runProcess } from './common';
+import { arg, benchModels, makeVideo, runProcess, scoreMasks, type Score, type Summary } from './common';
 import { modelOnly } from './model-only';
-
-interface Summary {
-  frames: number;
-  succeeded: number;
-  seconds: number;
-  framesPerSecond: number;
-  modelRuns: number;
-  stageMs: Record<string, number>;
-}
-
-interface Score {
-  iou: number;
-  flicker: number;
-  frames: number;
-  modelRuns: number;
-  seconds: number;
-}
 
 const MODES = [
   { name: 'per-frame', args: ['--model', 'u2netp', '--no-temporal'] },
   { name: 'temporal', args: ['--model', 'u2netp'] },
   { name: '--fast', args: ['--fast'] },
 ] as const;
-
-async function makeVideo(dir: string, file: string): Promise<void> {
-  await promisify(execFile)('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-framerate', '24', '-i', path.join(dir, '%05d.jpg'), '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '20', file]);
-}
-
-/** IoU (alpha >= 128 against the mask) and background flicker of a folder of output masks (000000.png ...). */
-async function scoreMasks(outDir: string, gtDir: string, summary: Summary): Promise<Score> {
-  const gtNames = (await fs.readdir(gtDir)).filter((f) => f.endsWith('.png')).sort();
-  let iouSum = 0;
-  let flickerSum = 0;
-  let pairs = 0;
-  let prev: { a: Buffer; g: Buffer } | undefined;
-  for (let i = 0; i < gtNames.length; i++) {
-    const a = (await greyOf(await fs.readFile(path.join(outDir, `${String(i).padStart(6, '0')}.png`)))).data;
-    const g = (await greyOf(await fs.readFile(path.join(gtDir, gtNames[i])))).data;
-    iouSum += iou(a, g);
-    if (prev) {
-      let sum = 0;
-      let n = 0;
-      for (let p = 0; p < a.length; p++) {
-        if (g[p] < 128 && prev.g[p] < 128) {
-          sum += Math.abs(a[p] - prev.a[p]);
-          n++;
-        }
-      }
-      if (n > 0) {
-        flickerSum += sum / n / 255;
-        pairs++;
-      }
-    }
-    prev = { a, g };
-  }
-  return { iou: iouSum / gtNames.length, flicker: pairs ? flickerSum / pairs : 0, frames: gtNames.length, modelRuns: summary.modelRuns, seconds: summary.seconds };
-}
 
 const f3 = (x: number) => x.toFixed(3);
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;

@@ -4,7 +4,7 @@ import { BgrmError, errorCode, errorMessage } from '../lib/errors';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
-import { FLOW_PRESETS, temporalSettings } from '../lib/render';
+import { FLOW_PRESETS, PRESETS, presetOf, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 import { stopOnSignals } from '../lib/stop';
 
@@ -35,7 +35,7 @@ export default class Process extends Command {
       options: [...OUTPUT_FORMATS],
     }),
     'output-quality': Flags.integer({ description: 'lossy WebP at this quality (default: lossless WebP); JPEG quality (default 90)', min: 1, max: 100 }),
-    model: Flags.string({ char: 'm', description: `model name (bgrm models list), NAME-int8 (bgrm models quantize) or path to an .onnx file [default: ${DEFAULT_MODEL}; ${DEFAULT_MODEL}-int8 with --fast]` }),
+    model: Flags.string({ char: 'm', description: `model name (bgrm models list), NAME-int8 (bgrm models quantize) or path to an .onnx file [default: ${DEFAULT_MODEL}; ${PRESETS.fast.model}-int8 with --fast, ${PRESETS.best.model}-int8 with --best]` }),
     device: Flags.string({ description: 'where the model runs', options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'run the model with this many ONNX Runtime threads (default: one single-threaded run per core, which measured faster)', min: 1, max: 256 }),
     'cpu-threads': Flags.integer({ description: 'threads for decode, resize and PNG encode', min: 1, max: 64, default: 1 }),
@@ -44,18 +44,25 @@ export default class Process extends Command {
     temporal: Flags.boolean({ description: 'temporal matting: carry the matte along optical flow between frames of a video or camera (default: on for videos and Kafka streams, off for photos)', allowNo: true }),
     'keyframe-interval': Flags.string({
       description:
-        'with temporal matting, run the model on every K-th frame only and let optical flow carry the matte between; auto: whenever the carried edge has become unreliable, at least every 4th frame (default 1; auto with --fast)',
+        'with temporal matting, run the model on every K-th frame only and let optical flow carry the matte between; auto: whenever the carried edge has become unreliable, at least every 4th frame (default 1; auto with --fast and --best)',
     }),
     fast: Flags.boolean({
       description:
         'the int8 model (made once, calibrated on a local input of 16+ frames, when missing), and for videos and cameras adaptive keyframes: the model runs when the matte carried along the optical flow has become unreliable (--keyframe-interval auto)',
       default: false,
+      exclusive: ['best'],
+    }),
+    best: Flags.boolean({
+      description:
+        "the full U-2-Net's quality at about the small float model's speed: u2net-int8 (made like --fast's model; needs bgrm models pull u2net), and for videos and cameras adaptive keyframes",
+      default: false,
+      exclusive: ['fast'],
     }),
     flow: Flags.string({
       description: "optical-flow preset for temporal matting (default: patch, DIS's medium without variational refinement: a third of its time, IoU as good)",
       options: [...FLOW_PRESETS],
     }),
-    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference; default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
+    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference; default 4, more with keyframes: 10 with --fast and --best)', min: 1, max: 64 }),
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
     'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),
@@ -90,6 +97,7 @@ export default class Process extends Command {
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Process);
+    const preset = presetOf(flags);
     const inputs = argv as string[];
     const toStdout = flags.output === '-' || (inputs[0] === '-' && !flags.output);
     const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.quiet && !flags.json);
@@ -97,7 +105,7 @@ export default class Process extends Command {
     const signal = stopOnSignals('stopping: finishing frames in flight (press Ctrl-C again to quit now)');
     let summary;
     try {
-      const model = flags.model ?? (flags.fast ? await (await import('../lib/quantize')).fastModel(DEFAULT_MODEL, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
+      const model = flags.model ?? (preset ? await (await import('../lib/quantize')).presetModel(`--${preset}` as const, PRESETS[preset].model, inputs, (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL);
       const format = (flags.format ?? (flags['output-topic'] ? 'mask' : 'rgba')) as 'rgba' | 'mask';
       const common = {
         output: flags.output,
@@ -109,7 +117,7 @@ export default class Process extends Command {
         background: flags.background,
         ...chooseOutputFormat({ flag: flags['output-format'], quality: flags['output-quality'], output: flags.output, format, background: flags.background }),
         temporal: flags.temporal, // --fast changes only streams (videos, cameras); photos stay unrelated
-        ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
+        ...temporalSettings({ preset, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         maxFrames: flags['max-frames'],

@@ -5,7 +5,7 @@ import { stopOnSignals } from '../lib/stop';
 import { kafkaClient, kafkaClientFlags } from '../lib/kafka/flags';
 import { DEFAULT_MODEL } from '../lib/models';
 import { OUTPUT_FORMATS, chooseOutputFormat } from '../lib/output-format';
-import { FLOW_PRESETS, temporalSettings } from '../lib/render';
+import { FLOW_PRESETS, PRESETS, presetOf, temporalSettings } from '../lib/render';
 import { ProgressLine } from '../lib/progress';
 
 function parseTime(flag: string, v: string | undefined): number | undefined {
@@ -33,14 +33,15 @@ export default class Replay extends Command {
     partition: Flags.integer({ description: 'only this partition (repeatable)', min: 0, multiple: true }),
     'camera-id': Flags.string({ description: 'only this camera (repeatable)', multiple: true }),
     output: Flags.string({ char: 'o', description: 'folder: DIR/<camera-id>/<frame-number>.png', required: true }),
-    model: Flags.string({ char: 'm', description: `model name or .onnx path [default: ${DEFAULT_MODEL}; ${DEFAULT_MODEL}-int8 with --fast]` }),
+    model: Flags.string({ char: 'm', description: `model name or .onnx path [default: ${DEFAULT_MODEL}; ${PRESETS.fast.model}-int8 with --fast, ${PRESETS.best.model}-int8 with --best]` }),
     device: Flags.string({ options: ['cpu', 'cuda'], default: 'cpu' }),
     threads: Flags.integer({ description: 'one model run with this many threads (default: one single-threaded run per core)', min: 1 }),
     format: Flags.string({ options: ['rgba', 'mask'], default: 'rgba' }),
     background: Flags.string({ description: 'composite onto a colour or an image file' }),
     temporal: Flags.boolean({ description: 'temporal matting per camera (default on; --no-temporal: every frame alone)', allowNo: true }),
-    'keyframe-interval': Flags.string({ description: 'with temporal matting, run the model on every K-th frame only, or auto (default 1; auto with --fast)' }),
-    fast: Flags.boolean({ description: "the same settings as a worker's --fast: the int8 model when it is made, adaptive keyframes, patch flow", default: false }),
+    'keyframe-interval': Flags.string({ description: 'with temporal matting, run the model on every K-th frame only, or auto (default 1; auto with --fast and --best)' }),
+    fast: Flags.boolean({ description: "the same settings as a worker's --fast: u2netp-int8 when it is made, adaptive keyframes, patch flow", default: false, exclusive: ['best'] }),
+    best: Flags.boolean({ description: "the same settings as a worker's --best: u2net-int8 when it is made, adaptive keyframes, patch flow", default: false, exclusive: ['fast'] }),
     flow: Flags.string({ description: 'optical-flow preset for temporal matting (default patch)', options: [...FLOW_PRESETS] }),
     concurrency: Flags.integer({ description: 'frames in flight (default 4, more with keyframes: 8 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ min: 0, max: 12, default: 1 }),
@@ -54,6 +55,7 @@ export default class Replay extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Replay);
+    const preset = presetOf(flags);
     const progress = new ProgressLine(process.stderr, !!process.stderr.isTTY && !flags.json);
     const signal = stopOnSignals();
     let summary;
@@ -70,14 +72,14 @@ export default class Replay extends Command {
         partitions: flags.partition,
         cameraIds: flags['camera-id'],
         output: flags.output,
-        model: flags.model ?? (flags.fast ? await (await import('../lib/quantize')).fastModel(DEFAULT_MODEL, [], (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL),
+        model: flags.model ?? (preset ? await (await import('../lib/quantize')).presetModel(`--${preset}` as const, PRESETS[preset].model, [], (m) => process.stderr.write(`${m}\n`)) : DEFAULT_MODEL),
         device: flags.device as 'cpu' | 'cuda',
         threads: flags.threads,
         format: flags.format as 'rgba' | 'mask',
         background: flags.background,
         ...chooseOutputFormat({ flag: flags['output-format'], quality: flags['output-quality'], format: flags.format as 'rgba' | 'mask', background: flags.background }),
         temporal: flags.temporal,
-        ...temporalSettings({ fast: flags.fast, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
+        ...temporalSettings({ preset, keyframeInterval: flags['keyframe-interval'], flow: flags.flow, concurrency: flags.concurrency }),
         pngLevel: flags['png-level'],
         maxPixels: flags['max-pixels'],
         signal,

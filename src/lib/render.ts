@@ -52,11 +52,30 @@ export const FLOW_PRESETS: readonly FlowPreset[] = ['ultrafast', 'fast', 'patch'
 export const DEFAULT_FLOW: FlowPreset = 'patch';
 
 /**
- * --fast, for process and replay alike: adaptive keyframes (with the int8 model, chosen by the
- * command): the model runs when the carried matte's edge has become unreliable, at least every 4th
- * frame (README: --fast).
+ * The named settings, for process and replay alike. Each runs the int8 copy of its float model
+ * (made once by the command, see quantize/install.ts presetModel) and, for videos and streams,
+ * adaptive keyframes: the model runs when the carried matte's edge has become unreliable, at least
+ * every 4th frame (README: --fast, --best).
+ *   fast: u2netp-int8, the small model's quality at about 4x its float speed;
+ *   best: u2net-int8, the full U-2-Net's quality at about the small float model's speed.
  */
-export const FAST_SETTINGS: { keyframeInterval: KeyframeInterval; flow: FlowPreset } = { keyframeInterval: 'auto', flow: DEFAULT_FLOW };
+export type Preset = 'fast' | 'best';
+export interface PresetSettings {
+  /** The float model whose int8 copy runs. */
+  model: string;
+  keyframeInterval: KeyframeInterval;
+  flow: FlowPreset;
+}
+export const PRESETS: Readonly<Record<Preset, PresetSettings>> = {
+  fast: { model: 'u2netp', keyframeInterval: 'auto', flow: DEFAULT_FLOW },
+  best: { model: 'u2net', keyframeInterval: 'auto', flow: DEFAULT_FLOW },
+};
+export const FAST_SETTINGS = PRESETS.fast;
+
+/** The preset a command's --fast / --best ask for (oclif keeps them exclusive), or undefined. */
+export function presetOf(flags: { fast?: boolean; best?: boolean }): Preset | undefined {
+  return flags.best ? 'best' : flags.fast ? 'fast' : undefined;
+}
 
 /**
  * Frames in flight by default. With keyframes, a keyframe's model run holds up its stream (frames
@@ -70,18 +89,19 @@ export function defaultConcurrency(keyframeInterval: KeyframeInterval = 1): numb
 }
 
 /**
- * A command's temporal flags with its defaults filled in (--fast's where it is given): process and
- * replay share this, so a replay with a worker's flags repeats its settings exactly.
+ * A command's temporal flags with its defaults filled in (the preset's where --fast or --best is
+ * given): process and replay share this, so a replay with a worker's flags repeats its settings exactly.
  */
-export function temporalSettings(flags: { fast: boolean; keyframeInterval?: string; flow?: string; concurrency?: number }): {
+export function temporalSettings(flags: { preset?: Preset; keyframeInterval?: string; flow?: string; concurrency?: number }): {
   keyframeInterval: KeyframeInterval;
   flow: FlowPreset;
   concurrency: number;
 } {
-  const keyframeInterval = flags.keyframeInterval !== undefined ? parseKeyframeInterval(flags.keyframeInterval) : flags.fast ? FAST_SETTINGS.keyframeInterval : 1;
+  const preset = flags.preset ? PRESETS[flags.preset] : undefined;
+  const keyframeInterval = flags.keyframeInterval !== undefined ? parseKeyframeInterval(flags.keyframeInterval) : (preset?.keyframeInterval ?? 1);
   return {
     keyframeInterval,
-    flow: (flags.flow ?? (flags.fast ? FAST_SETTINGS.flow : DEFAULT_FLOW)) as FlowPreset,
+    flow: (flags.flow ?? preset?.flow ?? DEFAULT_FLOW) as FlowPreset,
     concurrency: flags.concurrency ?? defaultConcurrency(keyframeInterval),
   };
 }

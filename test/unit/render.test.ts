@@ -1,4 +1,4 @@
-import { defaultConcurrency, FAST_SETTINGS, nativeKeyframeInterval, parseKeyframeInterval } from '../../src/lib/render';
+import { defaultConcurrency, FAST_SETTINGS, nativeKeyframeInterval, parseKeyframeInterval, PRESETS, presetOf, temporalSettings } from '../../src/lib/render';
 
 describe('defaultConcurrency', () => {
   it('keeps 4 frames in flight without keyframes and two intervals and two more with them, at most 16', () => {
@@ -19,5 +19,18 @@ describe('--keyframe-interval', () => {
     expect(nativeKeyframeInterval('auto')).toBe(0);
     expect(nativeKeyframeInterval(undefined)).toBe(1);
     expect(nativeKeyframeInterval(4)).toBe(4);
+  });
+});
+
+describe('--fast and --best', () => {
+  it('name their float model and use adaptive keyframes; a flag given beside them wins', () => {
+    expect(presetOf({ fast: false, best: false })).toBeUndefined();
+    expect(presetOf({ fast: true })).toBe('fast');
+    expect(presetOf({ best: true })).toBe('best');
+    expect(PRESETS.fast.model).toBe('u2netp');
+    expect(PRESETS.best.model).toBe('u2net');
+    expect(temporalSettings({})).toEqual({ keyframeInterval: 1, flow: 'patch', concurrency: 4 });
+    expect(temporalSettings({ preset: 'best' })).toEqual({ keyframeInterval: 'auto', flow: 'patch', concurrency: 10 });
+    expect(temporalSettings({ preset: 'fast', keyframeInterval: '2', flow: 'medium', concurrency: 3 })).toEqual({ keyframeInterval: 2, flow: 'medium', concurrency: 3 });
   });
 });

@@ -1,5 +1,5 @@
 // Installed int8 models (NAME-int8.onnx beside NAME.onnx, with a record NAME-int8.onnx.json), and
-// the model `--fast` runs: made once from the user's own footage, never from a handful of frames.
+// the model --fast and --best run: made once from the user's own footage, never from a handful of frames.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from '../errors';
@@ -87,7 +87,7 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
   return { ...record, path: target, upToDate: false, seconds: seconds() };
 }
 
-/** Why an installed int8 model is not used by --fast (calibrated on too few frames), or undefined. */
+/** Why an installed int8 model is not used by --fast or --best (calibrated on too few frames), or undefined. */
 async function weakCalibration(modelFile: string): Promise<string | undefined> {
   const record = await readQuantizationRecord(modelFile);
   const frames = record?.calibration.frames;
@@ -95,14 +95,16 @@ async function weakCalibration(modelFile: string): Promise<string | undefined> {
 }
 
 /**
- * The model `--fast` runs: NAME-int8 when it is installed and was calibrated on enough frames.
- * When it is missing (or weak) and the input is a local video or folder with enough frames, it is
- * made once, calibrated on that input, and kept for every later run. Otherwise (one photo, a short
- * clip, standard input, Kafka) the float model runs this time, and the message says how to make it.
+ * The model --fast or --best runs: the int8 copy of `base` (NAME-int8) when it is installed and was
+ * calibrated on enough frames. When it is missing (or weak) and the input is a local video or folder
+ * with enough frames, it is made once, calibrated on that input, and kept for every later run.
+ * Otherwise (one photo, a short clip, standard input, Kafka) the float model runs this time, and the
+ * message says how to make it. The float model must be installed (u2net for --best: models pull).
  */
-export async function fastModel(base: string, inputs: string[], log: (m: string) => void): Promise<string> {
+export async function presetModel(flag: '--fast' | '--best', base: string, inputs: string[], log: (m: string) => void): Promise<string> {
   const name = base.endsWith(INT8_SUFFIX) ? base : `${base}${INT8_SUFFIX}`;
   const floatName = name.slice(0, -INT8_SUFFIX.length);
+  await resolveModel(floatName); // not installed: says how to fetch it
   const howTo = `make it once with: bgrm models quantize ${floatName} --calibration DIR|VIDEO (${MIN_CALIBRATION_FRAMES}+ frames of footage like yours)`;
   let weak: string | undefined;
   try {
@@ -114,19 +116,19 @@ export async function fastModel(base: string, inputs: string[], log: (m: string)
   }
   const local = inputs.length > 0 && inputs[0] !== '-' ? inputs[0] : undefined;
   if (!local) {
-    log(`--fast: ${name} ${weak ? `is not used: ${weak}` : 'is not made yet'}, so the float model runs; ${howTo}`);
+    log(`${flag}: ${name} ${weak ? `is not used: ${weak}` : 'is not made yet'}, so the float model runs; ${howTo}`);
     return floatName;
   }
-  log(`--fast: ${weak ? `remaking ${name} (${weak})` : `making ${name} once`}, calibrated on ${local} (later runs reuse it)`);
+  log(`${flag}: ${weak ? `remaking ${name} (${weak})` : `making ${name} once`}, calibrated on ${local} (later runs reuse it)`);
   try {
     const r = await installQuantized(floatName, { calibration: local, force: !!weak });
-    log(`--fast: ${name} ready in ${r.seconds.toFixed(1)} s: ${r.report.int8Convs} of ${r.report.convs} convs int8, ${r.calibration.frames} calibration frames -> ${r.path}`);
+    log(`${flag}: ${name} ready in ${r.seconds.toFixed(1)} s: ${r.report.int8Convs} of ${r.report.convs} convs int8, ${r.calibration.frames} calibration frames -> ${r.path}`);
     return name;
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_CALIBRATION_TOO_SMALL') {
-      log(`--fast: ${local} is too little to calibrate ${name} on (${errorMessage(err).split(';')[0]}), so the float model runs this time; ${howTo}`);
+      log(`${flag}: ${local} is too little to calibrate ${name} on (${errorMessage(err).split(';')[0]}), so the float model runs this time; ${howTo}`);
     } else {
-      log(`--fast: could not make ${name} (${errorMessage(err)}); the float model runs`);
+      log(`${flag}: could not make ${name} (${errorMessage(err)}); the float model runs`);
     }
     return floatName;
   }
