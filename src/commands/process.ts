@@ -44,17 +44,17 @@ export default class Process extends Command {
     temporal: Flags.boolean({ description: 'temporal matting: carry the matte along optical flow between frames of a video or camera (default: on for videos and Kafka streams, off for photos)', allowNo: true }),
     'keyframe-interval': Flags.string({
       description:
-        'with temporal matting, run the model on every K-th frame only and let optical flow carry the matte between; auto: whenever the carried edge has become unreliable, at least every 4th frame (default 1; auto with --fast and --best)',
+        'with temporal matting, run the model on every K-th frame only and let optical flow carry the matte between; auto: whenever the carried edge has become unreliable, at least every 4th frame (default 1; auto with --fast)',
     }),
     fast: Flags.boolean({
       description:
-        'the int8 model (made once, calibrated on a local input of 16+ frames, when missing), and for videos and cameras adaptive keyframes: the model runs when the matte carried along the optical flow has become unreliable (--keyframe-interval auto)',
+        'u2netp-int8 (made once, calibrated on a local input of 16+ frames, when missing), and for videos and cameras adaptive keyframes: the model runs when the matte carried along the optical flow has become unreliable (--keyframe-interval auto)',
       default: false,
       exclusive: ['best'],
     }),
     best: Flags.boolean({
       description:
-        "the full U-2-Net's quality at about the small float model's speed: u2net-int8 (made like --fast's model; needs bgrm models pull u2net), and for videos and cameras adaptive keyframes",
+        "the full U-2-Net's quality at the small float model's speed: u2net-int8 (made like --fast's model; needs bgrm models pull u2net), with temporal matting for videos and cameras",
       default: false,
       exclusive: ['fast'],
     }),
@@ -62,7 +62,7 @@ export default class Process extends Command {
       description: "optical-flow preset for temporal matting (default: patch, DIS's medium without variational refinement: a third of its time, IoU as good)",
       options: [...FLOW_PRESETS],
     }),
-    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference; default 4, more with keyframes: 10 with --fast and --best)', min: 1, max: 64 }),
+    concurrency: Flags.integer({ description: 'frames in flight at once (overlaps decode/encode with inference; default 4, more with keyframes: 10 with --fast)', min: 1, max: 64 }),
     'png-level': Flags.integer({ description: 'PNG compression level (0 stores, 1 fastest, 12 smallest)', min: 0, max: 12, default: 1 }),
     'max-pixels': Flags.integer({ description: 'refuse images larger than this many pixels', min: 1, default: 64 * 1024 * 1024 }),
     'max-frames': Flags.integer({ description: 'stop a video after this many frames', min: 1 }),

@@ -53,11 +53,13 @@ export const DEFAULT_FLOW: FlowPreset = 'patch';
 
 /**
  * The named settings, for process and replay alike. Each runs the int8 copy of its float model
- * (made once by the command, see quantize/install.ts presetModel) and, for videos and streams,
- * adaptive keyframes: the model runs when the carried matte's edge has become unreliable, at least
- * every 4th frame (README: --fast, --best).
- *   fast: u2netp-int8, the small model's quality at about 4x its float speed;
- *   best: u2net-int8, the full U-2-Net's quality at about the small float model's speed.
+ * (made once by the command, see quantize/install.ts presetModel); for videos and streams:
+ *   fast: u2netp-int8 with adaptive keyframes (the model runs when the carried matte's edge has
+ *         become unreliable, at least every 4th frame): the small model's quality at about 4x its
+ *         float speed;
+ *   best: u2net-int8 with temporal matting and the model on every frame: the full U-2-Net's
+ *         quality at the small float model's speed. Adaptive keyframes ran it at 1.8x that speed
+ *         but lost up to 0.035 IoU to u2netp on 7 of 22 sequences (README: Models and settings).
  */
 export type Preset = 'fast' | 'best';
 export interface PresetSettings {
@@ -68,7 +70,7 @@ export interface PresetSettings {
 }
 export const PRESETS: Readonly<Record<Preset, PresetSettings>> = {
   fast: { model: 'u2netp', keyframeInterval: 'auto', flow: DEFAULT_FLOW },
-  best: { model: 'u2net', keyframeInterval: 'auto', flow: DEFAULT_FLOW },
+  best: { model: 'u2net', keyframeInterval: 1, flow: DEFAULT_FLOW },
 };
 export const FAST_SETTINGS = PRESETS.fast;
 

@@ -23,14 +23,15 @@ describe('--keyframe-interval', () => {
 });
 
 describe('--fast and --best', () => {
-  it('name their float model and use adaptive keyframes; a flag given beside them wins', () => {
+  it('name their float model; --fast uses adaptive keyframes, --best the model on every frame; a flag given beside them wins', () => {
     expect(presetOf({ fast: false, best: false })).toBeUndefined();
     expect(presetOf({ fast: true })).toBe('fast');
     expect(presetOf({ best: true })).toBe('best');
     expect(PRESETS.fast.model).toBe('u2netp');
     expect(PRESETS.best.model).toBe('u2net');
     expect(temporalSettings({})).toEqual({ keyframeInterval: 1, flow: 'patch', concurrency: 4 });
-    expect(temporalSettings({ preset: 'best' })).toEqual({ keyframeInterval: 'auto', flow: 'patch', concurrency: 10 });
+    expect(temporalSettings({ preset: 'fast' })).toEqual({ keyframeInterval: 'auto', flow: 'patch', concurrency: 10 });
+    expect(temporalSettings({ preset: 'best' })).toEqual({ keyframeInterval: 1, flow: 'patch', concurrency: 4 });
     expect(temporalSettings({ preset: 'fast', keyframeInterval: '2', flow: 'medium', concurrency: 3 })).toEqual({ keyframeInterval: 2, flow: 'medium', concurrency: 3 });
   });
 });
