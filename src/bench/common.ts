@@ -1,7 +1,7 @@
 // Helpers the benchmarks share: flags, running the CLI as a child process, a models folder of their
 // own (so a user's int8 model is left alone) and percentiles.
 import { execFile, spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveModel } from '../lib/models';
@@ -118,4 +118,37 @@ export async function scoreMasks(outDir: string, gtDir: string, summary: Summary
     prev = { a, g };
   }
   return { iou: iouSum / scored, flicker: pairs ? flickerSum / pairs : 0, frames: summary.succeeded, modelRuns: summary.modelRuns, seconds: summary.seconds };
+}
+
+export interface DavisVideo {
+  set: string;
+  name: string;
+  /** The folder of JPEGs and ground-truth PNGs. */
+  dir: string;
+  video: string;
+  /** A video of every step-th frame (the video itself for step 1). */
+  sampled: string;
+}
+
+/**
+ * Every sequence of davis/ and davis-fast/ under `testdata` (or those named in `only`, comma
+ * separated) made into an H.264 file under `tmp`, and with `step` > 1 a second one of every
+ * step-th frame.
+ */
+export async function davisVideos(testdata: string, tmp: string, only = '', step = 1): Promise<DavisVideo[]> {
+  const sets = ['davis', 'davis-fast'].filter((s) => existsSync(path.join(testdata, s)));
+  if (sets.length === 0) throw new Error(`no DAVIS frames under ${testdata} (pass --testdata DIR)`);
+  const out: DavisVideo[] = [];
+  for (const set of sets) {
+    for (const name of (await fs.readdir(path.join(testdata, set))).sort()) {
+      const dir = path.join(testdata, set, name);
+      if (!(await fs.stat(dir)).isDirectory() || (only && !only.split(',').includes(name))) continue;
+      const video = path.join(tmp, `${name}.mp4`);
+      await makeVideo(dir, video);
+      const sampled = step > 1 ? path.join(tmp, `${name}.every${step}.mp4`) : video;
+      if (step > 1) await makeVideo(dir, sampled, step);
+      out.push({ set, name, dir, video, sampled });
+    }
+  }
+  return out;
 }

@@ -5,11 +5,11 @@
 // background flicker, model runs per frame and frames/s (start-up excluded); the worst sequence of
 // each mode; and --fast's frames/s over all davis-fast frames against float u2netp model-only
 // frames/s measured in the same run.
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { projectRoot } from '../lib/native';
-import { arg, benchModels, makeVideo, runProcess, scoreMasks, type Score, type Summary } from './common';
+import { arg, benchModels, davisVideos, runProcess, scoreMasks, type Score, type Summary } from './common';
 import { modelOnly } from './model-only';
 
 const MODES = [
@@ -23,21 +23,11 @@ const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
 async function main(): Promise<void> {
   const testdata = path.resolve(arg('testdata', path.join(projectRoot, '..', 'shared', 'testdata')));
-  const sets = ['davis', 'davis-fast'].filter((s) => existsSync(path.join(testdata, s)));
-  if (sets.length === 0) throw new Error(`no DAVIS frames under ${testdata} (pass --testdata DIR)`);
   const only = arg('sequences', '');
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-bench-fast-'));
   try {
-    const sequences: { set: string; name: string; dir: string; video: string }[] = [];
-    for (const set of sets) {
-      for (const name of (await fs.readdir(path.join(testdata, set))).sort()) {
-        const dir = path.join(testdata, set, name);
-        if (!(await fs.stat(dir)).isDirectory() || (only && !only.split(',').includes(name))) continue;
-        const video = path.join(tmp, `${name}.mp4`);
-        await makeVideo(dir, video);
-        sequences.push({ set, name, dir, video });
-      }
-    }
+    const sequences = await davisVideos(testdata, tmp, only);
+    const sets = [...new Set(sequences.map((s) => s.set))];
     // int8 calibrated on one davis video (as a user's first --fast run would), outside the timed runs
     const models = await benchModels(tmp, sequences.find((s) => s.name === 'dance-twirl')?.video ?? sequences[0].video);
     const floatFps = await modelOnly(models.float, 2, 20);

@@ -8,14 +8,14 @@
 // per frame, end-to-end frames/s against u2netp per frame).
 //   --step N (default 1): per-frame modes run on a video of every N-th frame, and every mode is scored
 //   on those frames (video modes still process every frame);  --sequences a,b;  --testdata DIR;  --json
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { leanModel } from '../lib/model-lean';
 import { resolveModel } from '../lib/models';
 import { projectRoot } from '../lib/native';
 import { installQuantized } from '../lib/quantize';
-import { arg, benchModels, makeVideo, runProcess, scoreMasks, type Score, type Summary } from './common';
+import { arg, benchModels, davisVideos, runProcess, scoreMasks, type Score, type Summary } from './common';
 import { modelOnly } from './model-only';
 
 interface Mode {
@@ -50,26 +50,14 @@ async function main(): Promise<void> {
   const step = Number(arg('step', '1'));
   if (!Number.isInteger(step) || step < 1) throw new Error(`--step must be a whole number >= 1, not ${arg('step', '')}`);
   const json = process.argv.includes('--json');
-  const sets = ['davis', 'davis-fast'].filter((s) => existsSync(path.join(testdata, s)));
-  if (sets.length === 0) throw new Error(`no DAVIS frames under ${testdata} (pass --testdata DIR)`);
   const u2net = await resolveModel('u2net').catch(() => undefined);
   if (!u2net) throw new Error('u2net is not installed: bgrm models pull u2net (176 MB) first');
   const only = arg('sequences', '');
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-bench-models-'));
   try {
-    const sequences: { set: string; name: string; dir: string; video: string; sampled: string }[] = [];
-    for (const set of sets) {
-      for (const name of (await fs.readdir(path.join(testdata, set))).sort()) {
-        const dir = path.join(testdata, set, name);
-        if (!(await fs.stat(dir)).isDirectory() || (only && !only.split(',').includes(name))) continue;
-        const video = path.join(tmp, `${name}.mp4`);
-        await makeVideo(dir, video);
-        const sampled = step > 1 ? path.join(tmp, `${name}.every${step}.mp4`) : video;
-        if (step > 1) await makeVideo(dir, sampled, step);
-        sequences.push({ set, name, dir, video, sampled });
-      }
-    }
+    const sequences = await davisVideos(testdata, tmp, only, step);
+    const sets = [...new Set(sequences.map((s) => s.set))];
     // Both int8 models calibrated on one davis video (as a user's first --fast / --best run would),
     // in a models folder of the benchmark's own, outside the timed runs.
     const calibration = sequences.find((s) => s.name === 'dance-twirl')?.video ?? sequences[0].video;
