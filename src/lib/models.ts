@@ -84,11 +84,12 @@ export async function resolveModel(nameOrPath: string): Promise<ResolvedModel> {
     // A quantised model made here by `bgrm models quantize`: same input as its float original.
     const file = int8ModelPath(int8.name);
     if (!(await exists(file))) {
+      const preset = { u2netp: '--fast', u2net: '--best' }[int8.name]; // the flag that makes this one
       throw new BgrmError(
         'ERR_MODEL_NOT_INSTALLED',
         `model '${nameOrPath}' has not been made yet (${file} is missing). Make it with: ` +
-          `bgrm models quantize ${int8.name} --calibration DIR|VIDEO (frames like the ones you will process), ` +
-          `or run bgrm process --fast on a local video or folder, which calibrates on its first frames`,
+          `bgrm models quantize ${int8.name} --calibration DIR|VIDEO (frames like the ones you will process)` +
+          (preset ? `, or run bgrm process ${preset} on a local video or folder, which calibrates on its first frames` : ''),
       );
     }
     return { name: nameOrPath, path: file, input: int8.input, quantized: true };

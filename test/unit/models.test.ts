@@ -24,6 +24,21 @@ describe('resolveModel', () => {
   it('explains a missing file path', async () => {
     await expect(resolveModel('/nowhere/model.onnx')).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
   });
+  it('names the command that makes an int8 model that is not made yet, and the flag that makes it where there is one', async () => {
+    const saved = process.env.BGRM_MODELS_DIR;
+    process.env.BGRM_MODELS_DIR = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-models-'));
+    try {
+      await expect(resolveModel('u2netp-int8')).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_INSTALLED', message: expect.stringContaining('bgrm process --fast') });
+      await expect(resolveModel('u2net-int8')).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_INSTALLED', message: expect.stringContaining('bgrm process --best') });
+      const silueta = resolveModel('silueta-int8');
+      await expect(silueta).rejects.toMatchObject({ message: expect.stringContaining('bgrm models quantize silueta') });
+      await expect(silueta).rejects.toMatchObject({ message: expect.not.stringContaining('bgrm process') });
+    } finally {
+      await fs.rm(process.env.BGRM_MODELS_DIR, { recursive: true, force: true });
+      if (saved === undefined) delete process.env.BGRM_MODELS_DIR;
+      else process.env.BGRM_MODELS_DIR = saved;
+    }
+  });
 });
 
 describe('pullModel', () => {
