@@ -36,6 +36,22 @@ const MODES: Mode[] = [
   { name: '--best', args: ['--best'], perFrame: false },
 ];
 
+interface SetScore {
+  iou: number;
+  worst: { sequence: string; iou: number };
+  worstVsU2net: { sequence: string; delta: number };
+}
+
+interface ModeSummary {
+  mode: string;
+  modelOnlyFps?: number;
+  fps: number;
+  modelRunsPerFrame: number;
+  peakRssMiB: number;
+  /** davis, davis-fast and all. */
+  sets: Record<string, SetScore>;
+}
+
 interface Row {
   set: string;
   name: string;
@@ -43,7 +59,7 @@ interface Row {
 }
 
 const f3 = (x: number) => x.toFixed(3);
-const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+const signed = (x: number, digits = 3) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
 
 async function main(): Promise<void> {
   const testdata = path.resolve(arg('testdata', path.join(projectRoot, '..', 'shared', 'testdata')));
@@ -90,32 +106,32 @@ async function main(): Promise<void> {
     const ix = (name: string) => MODES.findIndex((m) => m.name === name);
     const [pIx, nIx, bestIx] = [ix('u2netp'), ix('u2net'), ix('--best')];
     const fps = (i: number) => total(i, (x) => x.frames) / total(i, (x) => x.seconds);
-    const summary = MODES.map((m, i) => {
-      const perSet = Object.fromEntries([...sets, 'all'].map((set) => {
-        const r = rows.filter((x) => set === 'all' || x.set === set);
-        const worst = r.reduce((w, x) => (x.scores[i].iou < w.scores[i].iou ? x : w));
-        const worstVsU2net = r.reduce((w, x) => (x.scores[i].iou - x.scores[nIx].iou < w.scores[i].iou - w.scores[nIx].iou ? x : w));
-        return [set, {
-          iou: mean(r, (x) => x.scores[i].iou),
-          worst: { sequence: worst.name, iou: worst.scores[i].iou },
-          worstVsU2net: { sequence: worstVsU2net.name, delta: worstVsU2net.scores[i].iou - worstVsU2net.scores[nIx].iou },
-        }];
-      }));
-      return {
-        mode: m.name,
-        modelOnlyFps: m.model ? modelOnlyFps[m.model] : undefined,
-        fps: fps(i),
-        modelRunsPerFrame: total(i, (x) => x.modelRuns) / total(i, (x) => x.frames),
-        peakRssMiB: Math.max(...rows.map((x) => x.scores[i].peakRssBytes)) / 2 ** 20,
-        ...perSet,
-      } as { mode: string; modelOnlyFps?: number; fps: number; modelRunsPerFrame: number; peakRssMiB: number } & Record<string, { iou: number; worst: { sequence: string; iou: number }; worstVsU2net: { sequence: string; delta: number } }>;
-    });
+    const summary: ModeSummary[] = MODES.map((m, i) => ({
+      mode: m.name,
+      modelOnlyFps: m.model ? modelOnlyFps[m.model] : undefined,
+      fps: fps(i),
+      modelRunsPerFrame: total(i, (x) => x.modelRuns) / total(i, (x) => x.frames),
+      peakRssMiB: Math.max(...rows.map((x) => x.scores[i].peakRssBytes)) / 2 ** 20,
+      sets: Object.fromEntries(
+        [...sets, 'all'].map((set) => {
+          const r = rows.filter((x) => set === 'all' || x.set === set);
+          const worst = r.reduce((w, x) => (x.scores[i].iou < w.scores[i].iou ? x : w));
+          const worstVsU2net = r.reduce((w, x) => (x.scores[i].iou - x.scores[nIx].iou < w.scores[i].iou - w.scores[nIx].iou ? x : w));
+          const setScore: SetScore = {
+            iou: mean(r, (x) => x.scores[i].iou),
+            worst: { sequence: worst.name, iou: worst.scores[i].iou },
+            worstVsU2net: { sequence: worstVsU2net.name, delta: worstVsU2net.scores[i].iou - worstVsU2net.scores[nIx].iou },
+          };
+          return [set, setScore];
+        }),
+      ),
+    }));
     const belowSmall = rows.filter((x) => x.scores[bestIx].iou < x.scores[pIx].iou);
     const checks = {
-      bestMeanVsU2net: summary[bestIx].all.iou - summary[nIx].all.iou,
+      bestMeanVsU2net: summary[bestIx].sets.all.iou - summary[nIx].sets.all.iou,
       bestBelowU2netp: belowSmall.map((x) => ({ sequence: x.name, delta: x.scores[bestIx].iou - x.scores[pIx].iou })),
       bestFpsVsU2netp: summary[bestIx].fps / summary[pIx].fps,
-      u2netInt8MeanVsU2net: summary[ix('u2net-int8')].all.iou - summary[nIx].all.iou,
+      u2netInt8MeanVsU2net: summary[ix('u2net-int8')].sets.all.iou - summary[nIx].sets.all.iou,
       u2netInt8ModelOnlyVsU2net: modelOnlyFps['u2net-int8'] / modelOnlyFps.u2net,
     };
     if (json) {
@@ -132,19 +148,19 @@ async function main(): Promise<void> {
       console.log(
         `${x.mode.padEnd(12)} ${(x.modelOnlyFps ? x.modelOnlyFps.toFixed(2) : '-').padStart(10)}  ${`${x.fps.toFixed(2)} (x${(x.fps / summary[pIx].fps).toFixed(2)})`.padEnd(25)} ` +
           `${x.modelRunsPerFrame.toFixed(2).padStart(10)}  ${x.peakRssMiB.toFixed(0).padStart(8)}  ` +
-          sets.map((s) => `${f3(x[s].iou)} (${x[s].worst.sequence} ${f3(x[s].worst.iou)})`.padEnd(34)).join('') +
-          `${f3(x.all.iou)} (${signed(x.all.iou - summary[nIx].all.iou)}; ${x.all.worstVsU2net.sequence} ${signed(x.all.worstVsU2net.delta)})`,
+          sets.map((s) => `${f3(x.sets[s].iou)} (${x.sets[s].worst.sequence} ${f3(x.sets[s].worst.iou)})`.padEnd(34)).join('') +
+          `${f3(x.sets.all.iou)} (${signed(x.sets.all.iou - summary[nIx].sets.all.iou)}; ${x.sets.all.worstVsU2net.sequence} ${signed(x.sets.all.worstVsU2net.delta)})`,
       );
     }
     console.log(`per sequence IoU: ${MODES.map((m) => m.name).join(' / ')}`);
     for (const r of rows) console.log(`  ${r.name.padEnd(20)} ${r.scores.map((x) => f3(x.iou)).join('  ')}`);
     console.log(
-      `--best: mean IoU ${signed(checks.bestMeanVsU2net)} vs u2net per frame (bound -0.010); ` +
+      `--best: mean IoU ${signed(checks.bestMeanVsU2net, 4)} vs u2net per frame (bound -0.010); ` +
         `${belowSmall.length === 0 ? 'no sequence below u2netp per frame' : `below u2netp per frame on ${belowSmall.map((x) => `${x.name} ${signed(x.scores[bestIx].iou - x.scores[pIx].iou)}`).join(', ')}`}; ` +
         `end-to-end x${checks.bestFpsVsU2netp.toFixed(2)} u2netp per frame's frames/s (bound x1.00)`,
     );
     console.log(
-      `u2net-int8: mean IoU ${signed(checks.u2netInt8MeanVsU2net)} vs u2net (bound -0.005); model-only x${checks.u2netInt8ModelOnlyVsU2net.toFixed(2)} u2net's (bound x1.80)`,
+      `u2net-int8: mean IoU ${signed(checks.u2netInt8MeanVsU2net, 4)} vs u2net (bound -0.005); model-only x${checks.u2netInt8ModelOnlyVsU2net.toFixed(2)} u2net's (bound x1.80)`,
     );
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BgrmError, errorMessage } from './errors';
 import { projectRoot } from './native';
+import { presetFlagFor } from './render';
 
 export type ModelSource =
   | { kind: 'url'; url: string }
@@ -84,7 +85,7 @@ export async function resolveModel(nameOrPath: string): Promise<ResolvedModel> {
     // A quantised model made here by `bgrm models quantize`: same input as its float original.
     const file = int8ModelPath(int8.name);
     if (!(await exists(file))) {
-      const preset = { u2netp: '--fast', u2net: '--best' }[int8.name]; // the flag that makes this one
+      const preset = presetFlagFor(int8.name); // the flag that makes this one, if any
       throw new BgrmError(
         'ERR_MODEL_NOT_INSTALLED',
         `model '${nameOrPath}' has not been made yet (${file} is missing). Make it with: ` +

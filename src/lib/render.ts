@@ -74,6 +74,12 @@ export const PRESETS: Readonly<Record<Preset, PresetSettings>> = {
 };
 export const FAST_SETTINGS = PRESETS.fast;
 
+/** The flag whose preset runs (and so makes) the int8 copy of float model `name`, or undefined. */
+export function presetFlagFor(name: string): `--${Preset}` | undefined {
+  const preset = (Object.keys(PRESETS) as Preset[]).find((p) => PRESETS[p].model === name);
+  return preset && `--${preset}`;
+}
+
 /** The preset a command's --fast / --best ask for (oclif keeps them exclusive), or undefined. */
 export function presetOf(flags: { fast?: boolean; best?: boolean }): Preset | undefined {
   return flags.best ? 'best' : flags.fast ? 'fast' : undefined;

@@ -1,9 +1,9 @@
-// --best: the full U-2-Net's quality at about the small float model's speed.
+// --best: the full U-2-Net's quality at the small float model's speed.
 // - without u2net installed it stops at once, naming the model and how to fetch it;
 // - --fast and --best together are a usage error;
 // - on a video it makes u2net-int8 once from its own first frames (u2net's quantisation: ONNX Runtime
-//   runs it as QLinearConv, the output correction is recorded), runs it with adaptive keyframes, and
-//   its masks score at least u2netp's per frame on the same frames (DAVIS ground truth).
+//   runs it as QLinearConv, the output correction is recorded), runs it on every frame with temporal
+//   matting, and its masks score at least u2netp's per frame on the same frames (DAVIS ground truth).
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -70,7 +70,7 @@ describeWith('../shared/testdata (video)', hasTestdata('video'))('--best', () =>
       const r = await runCli(['process', video, '-o', out, '--best', '--format', 'mask', '--max-frames', String(FRAMES), '--json'], { env: { BGRM_MODELS_DIR: d } });
       expect(r.stderr).toContain('making u2net-int8 once');
       expect(r.code).toBe(0);
-      const summary = JSON.parse(r.stdout.toString()) as { model: string; succeeded: number; keyframeInterval: string; modelRuns: number };
+      const summary = JSON.parse(r.stdout.toString()) as { model: string; succeeded: number; keyframeInterval: number | 'auto'; modelRuns: number; temporal: boolean };
       expect(summary).toMatchObject({ model: 'u2net-int8', succeeded: FRAMES, keyframeInterval: 1, modelRuns: FRAMES, temporal: true });
 
       const record = JSON.parse(await fs.readFile(path.join(d, 'u2net-int8.onnx.json'), 'utf8'));
