@@ -217,6 +217,26 @@ describe('bgrm helpers', () => {
     expect(names).toContain('u2netp');
   });
 
+  it('models list marks an int8 model made by an earlier quantiser recipe or from too few frames, and says how to make it again', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-list-'));
+    try {
+      // the int8 file is only listed (stat and record), never run here
+      await fs.writeFile(path.join(tmp, 'u2netp-int8.onnx'), 'int8');
+      const record = { calibration: { frames: 3, source: 'one.mp4', hash: 'x' }, quantizerVersion: 1 };
+      await fs.writeFile(path.join(tmp, 'u2netp-int8.onnx.json'), JSON.stringify(record));
+      const r = await runCli(['models', 'list'], { env: { BGRM_MODELS_DIR: tmp } });
+      expect(r.code).toBe(0);
+      const out = r.stdout.toString();
+      expect(out).toContain('calibrated on 3 frames of one.mp4');
+      expect(out).toMatch(/earlier recipe \(1; now \d+\), still used; bgrm models quantize u2netp --calibration DIR\|VIDEO --force/);
+      expect(out).toContain('too few calibration frames: --fast does not use it');
+      const json = JSON.parse((await runCli(['models', 'list', '--json'], { env: { BGRM_MODELS_DIR: tmp } })).stdout.toString());
+      expect(json.quantized).toEqual([expect.objectContaining({ name: 'u2netp-int8', quantizerVersion: 1 })]);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('models pull with a wrong local file fails verification', async () => {
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-pull-'));
     await fs.writeFile(path.join(tmp, 'fake.onnx'), 'fake');

@@ -1,7 +1,8 @@
 // int8 quantisation of the real u2netp, calibrated on real footage:
 // - `process --fast` with no int8 model makes one, calibrated on the first frames of its input, and
 //   runs it; `models quantize` with the same frames finds it up to date (cached by content hash);
-// - ONNX Runtime fuses the QDQ graph into QLinearConv (counted in the graph it actually runs);
+// - ONNX Runtime fuses the QDQ graph into QLinearConv (counted in the graph it actually runs), and
+//   no Resize into a uint8 one; weights are int8 only where the Conv runs in int8;
 // - the outlier channels of u2netp are found and kept float;
 // - IoU against DAVIS ground truth stays within 0.005 of the float model on the same frames;
 // - the same model and the same frames give a byte-identical file;
@@ -11,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { splitConcatConvs } from '../../src/lib/model-lean';
-import { decodeModel, opCounts } from '../../src/lib/onnx-graph';
+import { decodeModel, floatValues, graphOf, opCounts } from '../../src/lib/onnx-graph';
 import { scoreVideo } from '../../src/lib/quality';
 import { openSegmenter } from '../../src/lib/segmenter';
 import { runCli } from '../helpers/cli';
@@ -93,6 +94,23 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
     // counted in the graph ONNX Runtime optimises and runs (level "all"), not in the file
     expect(fusion.qlinearConv).toBeGreaterThanOrEqual(0.85 * convs);
     expect(fusion.qlinearConv + fusion.floatConv).toBeLessThanOrEqual(convs);
+    // int8 weights only where ONNX Runtime runs the Conv in int8: the float ones (head, outliers) keep theirs
+    expect(report.int8Convs).toBe(fusion.qlinearConv);
+    // every Resize has output parameters of its own, so that ONNX Runtime keeps it float (its uint8
+    // Resize runs in NCHW, several times slower)
+    const int8 = graphOf(decodeModel(await fs.readFile(path.join(dir, 'u2netp-int8.onnx'))));
+    const inits = new Map(int8.initializer.map((t) => [t.name!, t]));
+    const qparams = (t: string) => {
+      const scale = inits.get(`${t}_scale`);
+      const zp = inits.get(`${t}_zero_point`);
+      return scale && zp ? `${floatValues(scale)[0]}/${Buffer.from(zp.rawData ?? []).toString('hex')}` : undefined;
+    };
+    const resizes = int8.node.filter((n) => n.opType === 'Resize' && n.input[0].endsWith('_dequantized'));
+    expect(resizes.length).toBeGreaterThan(20);
+    for (const n of resizes) {
+      const out = qparams(n.output[0]);
+      if (out !== undefined) expect(`${n.name}: ${out}`).not.toBe(`${n.name}: ${qparams(n.input[0].slice(0, -'_dequantized'.length))}`);
+    }
     expect(fusion.ops['com.microsoft.QLinearAdd']).toBeGreaterThanOrEqual(0.8 * split);
     const bytes = (await fs.stat(path.join(dir, 'u2netp-int8.onnx'))).size;
     expect(bytes).toBe(report.bytes);

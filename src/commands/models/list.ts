@@ -2,7 +2,7 @@
 import { Command, Flags } from '@oclif/core';
 import { promises as fs } from 'node:fs';
 import { INT8_SUFFIX, int8ModelPath, modelStatuses, modelsDir } from '../../lib/models';
-import { MIN_CALIBRATION_FRAMES, readQuantizationRecord } from '../../lib/quantize';
+import { MIN_CALIBRATION_FRAMES, QUANTIZER_VERSION, readQuantizationRecord } from '../../lib/quantize';
 
 export default class ModelsList extends Command {
   static description = 'List known models and show which are installed';
@@ -19,7 +19,7 @@ export default class ModelsList extends Command {
         const st = await fs.stat(file).catch(() => undefined);
         if (!st?.isFile()) return undefined;
         const record = await readQuantizationRecord(file);
-        return { name: `${s.manifest.name}${INT8_SUFFIX}`, path: file, bytes: st.size, calibration: record?.calibration };
+        return { name: `${s.manifest.name}${INT8_SUFFIX}`, path: file, bytes: st.size, calibration: record?.calibration, quantizerVersion: record?.quantizerVersion };
       }),
     );
     if (flags.json) {
@@ -44,8 +44,11 @@ export default class ModelsList extends Command {
       if (!q) continue;
       this.log(`  ${q.name.padEnd(18)} ${'int8'.padEnd(10)} installed (${(q.bytes / 1e6).toFixed(1)} MB)`);
       this.log(`  ${''.padEnd(18)} made by bgrm models quantize` + (q.calibration ? `, calibrated on ${q.calibration.frames} frames of ${q.calibration.source}` : ''));
+      const base = q.name.slice(0, -INT8_SUFFIX.length);
+      if (q.quantizerVersion !== undefined && q.quantizerVersion < QUANTIZER_VERSION) {
+        this.log(`  ${''.padEnd(18)} made by an earlier recipe (${q.quantizerVersion}; now ${QUANTIZER_VERSION}), still used; bgrm models quantize ${base} --calibration DIR|VIDEO --force makes it again`);
+      }
       if (q.calibration && q.calibration.frames < MIN_CALIBRATION_FRAMES) {
-        const base = q.name.slice(0, -INT8_SUFFIX.length);
         this.log(`  ${''.padEnd(18)} too few calibration frames: --fast does not use it; redo with bgrm models quantize ${base} --calibration DIR|VIDEO --force`);
       }
     }

@@ -10,9 +10,12 @@
 // - QuantizeLinear/DequantizeLinear pairs go on the model input and on the outputs of Relu (the
 //   Relu then folds away, because its Q has zero point 0), MaxPool, Resize, Concat and Add. Conv
 //   and Add outputs that feed a Relu are left to the Relu. MaxPool's output shares its input's
-//   parameters (it runs in uint8); Resize's output is calibrated on its own, so ONNX Runtime keeps
-//   Resize in float: its uint8 bilinear Resize (and the layout transposes around it) is slower here;
-// - the 1-channel head (side outputs, their upsampling, the fusion Conv, Sigmoid) stays float;
+//   parameters (it runs in uint8); Resize's output is calibrated on its own (and made to differ
+//   where its range came out equal), so ONNX Runtime keeps Resize in float: its uint8 bilinear
+//   Resize (and the layout transposes around it) is slower here;
+// - weights go int8 only for the Convs ONNX Runtime runs in int8 (input and output quantised);
+// - the 1-channel head (side outputs, their upsampling, the fusion Conv, Sigmoid) stays float,
+//   weights included;
 // - outlier channels stay float. u2netp has channels that are nearly constant and far larger than
 //   the rest of their tensor, so one uint8 scale would crush every other channel. A tensor holding
 //   such a channel keeps float, and so do the Convs that read it (weights included);
@@ -23,7 +26,7 @@
 // Same model + same calibration frames + same quantiser version → byte-identical output.
 import { DataType, graphOf, type Model, type Node } from '../onnx-graph';
 
-export const QUANTIZER_VERSION = 4; // 2: Resize in float; 3: the lean graph (model-lean.ts); 4: whole ranges, output bias correction
+export const QUANTIZER_VERSION = 5; // 2: Resize in float; 3: the lean graph (model-lean.ts); 4: whole ranges, output bias correction; 5: every Resize float, float Convs keep float weights
 export const DEFAULT_CALIBRATION_FRAMES = 40;
 /**
  * Fewer calibration frames than this give ranges fitted to a few pictures (one photo, a two-second
