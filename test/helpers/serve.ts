@@ -11,7 +11,12 @@ export interface Served {
   stdout: () => string;
   /** Resolves with the exit code once the process has ended. */
   exited: Promise<number | null>;
-  stop(): Promise<number | null>;
+  /**
+   * SIGTERM, then the exit code once it has ended. A process still running `graceMs` later is killed
+   * (SIGKILL, exit code null) and said so on stderr with its last output: cleanup never hangs a
+   * suite, and a slow shutdown stays visible.
+   */
+  stop(graceMs?: number): Promise<number | null>;
 }
 
 /** Spawns `bgrm ARGS` and waits until it prints a line matching `ready` (whose group 1 is the URL). */
@@ -37,9 +42,17 @@ export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000, en
           stderr: () => err,
           stdout: () => out,
           exited,
-          stop: async () => {
+          stop: async (graceMs = 60000) => {
             child.kill('SIGTERM');
-            return exited;
+            const killer = setTimeout(() => {
+              process.stderr.write(`bgrm ${args[0]} still running ${graceMs} ms after SIGTERM: killed. Its last output:\n${err.slice(-2000)}\n`);
+              child.kill('SIGKILL');
+            }, graceMs);
+            try {
+              return await exited;
+            } finally {
+              clearTimeout(killer);
+            }
           },
         });
       }

@@ -36,10 +36,12 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('a live pipeline 
     if (capture && capture.exitCode === null) {
       const exited = new Promise((res) => capture!.once('close', res));
       capture.kill('SIGTERM');
+      const killer = setTimeout(() => capture!.kill('SIGKILL'), 30000);
       await exited;
+      clearTimeout(killer);
     }
     stopBroker(PORT);
-  });
+  }, 240000);
 
   it('serve waits for the output topic, lists a worker started after it within 10 s, and every frame is output once', async () => {
     server = await startServe(['--brokers', brokers, '--topic', 'order-in', '--output-topic', 'order-out']);
