@@ -11,12 +11,25 @@ export interface Served {
   stdout: () => string;
   /** Resolves with the exit code once the process has ended. */
   exited: Promise<number | null>;
-  /**
-   * SIGTERM, then the exit code once it has ended. A process still running `graceMs` later is killed
-   * (SIGKILL, exit code null) and said so on stderr with its last output: cleanup never hangs a
-   * suite, and a slow shutdown stays visible.
-   */
+  /** stopProcess with its last output: the exit code, or null when it had to be killed (default grace 60 s). */
   stop(graceMs?: number): Promise<number | null>;
+}
+
+/**
+ * SIGTERM, then `exited`; a process still running `graceMs` later is killed (SIGKILL) and said so on
+ * stderr (with `lastOutput`), so that cleanup never hangs a suite and a slow shutdown stays visible.
+ */
+export async function stopProcess<T>(child: ChildProcess, exited: Promise<T>, graceMs: number, name: string, lastOutput = ''): Promise<T> {
+  child.kill('SIGTERM');
+  const killer = setTimeout(() => {
+    process.stderr.write(`${name} still running ${graceMs} ms after SIGTERM: killed.${lastOutput ? ` Its last output:\n${lastOutput}` : ''}\n`);
+    child.kill('SIGKILL');
+  }, graceMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(killer);
+  }
 }
 
 /** Spawns `bgrm ARGS` and waits until it prints a line matching `ready` (whose group 1 is the URL). */
@@ -42,18 +55,7 @@ export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000, en
           stderr: () => err,
           stdout: () => out,
           exited,
-          stop: async (graceMs = 60000) => {
-            child.kill('SIGTERM');
-            const killer = setTimeout(() => {
-              process.stderr.write(`bgrm ${args[0]} still running ${graceMs} ms after SIGTERM: killed. Its last output:\n${err.slice(-2000)}\n`);
-              child.kill('SIGKILL');
-            }, graceMs);
-            try {
-              return await exited;
-            } finally {
-              clearTimeout(killer);
-            }
-          },
+          stop: (graceMs = 60000) => stopProcess(child, exited, graceMs, `bgrm ${args[0]}`, err.slice(-2000)),
         });
       }
     });

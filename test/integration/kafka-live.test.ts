@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
-import { request, spawnUntil, startServe, type Served } from '../helpers/serve';
+import { request, spawnUntil, startServe, stopProcess, type Served } from '../helpers/serve';
 import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
 import { headerMap } from '../../src/lib/kafka/messages';
 
@@ -34,11 +34,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('a live pipeline 
     await server?.stop();
     await worker?.stop();
     if (capture && capture.exitCode === null) {
-      const exited = new Promise((res) => capture!.once('close', res));
-      capture.kill('SIGTERM');
-      const killer = setTimeout(() => capture!.kill('SIGKILL'), 30000);
-      await exited;
-      clearTimeout(killer);
+      await stopProcess(capture, new Promise((res) => capture!.once('close', res)), 30000, 'bgrm capture');
     }
     stopBroker(PORT);
   }, 240000);
