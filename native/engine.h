@@ -56,6 +56,11 @@ struct FrameJob {
   // between stages
   Image rgb;
   std::vector<float> tensor;
+  // The part of the frame the model runs on (empty: all of it) and the model's input size for it
+  // (0: the model's own).
+  cv::Rect crop;
+  int inputWidth = 0, inputHeight = 0;
+  int modelRuns = 0, regionRuns = 0;  // model runs made on this frame, and how many of them on a region
   Image mask;
   Image alpha;  // the prediction at full size, waiting for the stream's matte stage
   // Between a stream's stages: the flow to the previous frame, whether a fixed schedule runs the
@@ -104,6 +109,7 @@ class Engine {
  private:
   void prepare(FrameJob* job);
   void startPrediction(FrameJob* job);
+  void cropTo(FrameJob* job, const cv::Rect& workRoi);
   void predict(FrameJob* job);  // resize and normalise, then the model (on the inference threads)
   void infer(FrameJob* job);
   void finish(FrameJob* job);

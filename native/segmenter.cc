@@ -104,6 +104,7 @@ Segmenter::Segmenter(const SegmenterOptions& options)
                                           "' is not a float tensor of shape [N,3,H,W]; it is not a supported "
                                           "segmentation model");
   }
+  freeInputSize_ = shape[2] <= 0 && shape[3] <= 0;
   inputHeight_ = shape[2] > 0 ? int(shape[2]) : options.fallbackHeight;
   inputWidth_ = shape[3] > 0 ? int(shape[3]) : options.fallbackWidth;
   if (inputWidth_ <= 0 || inputHeight_ <= 0 || inputWidth_ > 4096 || inputHeight_ > 4096) {
@@ -114,8 +115,13 @@ Segmenter::Segmenter(const SegmenterOptions& options)
 
 std::vector<float> Segmenter::prepareInput(const Image& im) const { return family_->prepare(im); }
 
-Image Segmenter::infer(std::vector<float>& input) const {
-  const std::array<int64_t, 4> shape{1, 3, inputHeight_, inputWidth_};
+Image Segmenter::infer(std::vector<float>& input, int width, int height) const {
+  if (width <= 0 || height <= 0) width = inputWidth_, height = inputHeight_;
+  if ((width != inputWidth_ || height != inputHeight_) && !freeInputSize_) {
+    throw Error("ERR_INTERNAL", "this model runs at " + std::to_string(inputWidth_) + "x" + std::to_string(inputHeight_) + " only");
+  }
+  if (input.size() != size_t(3) * width * height) throw Error("ERR_INTERNAL", "input tensor does not match its size");
+  const std::array<int64_t, 4> shape{1, 3, height, width};
   auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   Ort::Value tensor = Ort::Value::CreateTensor<float>(mem, input.data(), input.size(), shape.data(), shape.size());
   const char* inNames[] = {inputName_.c_str()};

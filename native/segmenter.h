@@ -35,6 +35,9 @@ class Segmenter {
 
   int inputWidth() const { return inputWidth_; }
   int inputHeight() const { return inputHeight_; }
+  // The model's input height and width are free (any multiple of 32 runs): a region of a frame can
+  // be run at its own size. inputWidth/Height are then the full frame's size.
+  bool freeInputSize() const { return freeInputSize_; }
   const std::string& inputName() const { return inputName_; }
   const std::string& outputName() const { return outputName_; }
   const SegmenterOptions& options() const { return options_; }
@@ -42,9 +45,9 @@ class Segmenter {
   // RGB image already resized to the input size -> the model family's input tensor (model.h).
   std::vector<float> prepareInput(const Image& resized) const;
 
-  // Runs the model; returns the family's 8-bit mask of its first output (the input size).
-  // Thread-safe (ONNX Runtime sessions allow concurrent Run).
-  Image infer(std::vector<float>& input) const;
+  // Runs the model on a tensor of `width` x `height` (0: the input size); returns the family's 8-bit
+  // mask of its first output (the same size). Thread-safe (ONNX Runtime sessions allow concurrent Run).
+  Image infer(std::vector<float>& input, int width = 0, int height = 0) const;
 
  private:
   SegmenterOptions options_;
@@ -52,6 +55,7 @@ class Segmenter {
   std::unique_ptr<Ort::Session> session_;
   std::string inputName_, outputName_;
   int inputWidth_ = 0, inputHeight_ = 0;
+  bool freeInputSize_ = false;
 };
 
 Ort::Env& ortEnv();

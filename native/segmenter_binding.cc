@@ -205,6 +205,8 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     r.Set("width", job.width);
     r.Set("height", job.height);
     r.Set("channels", job.channels);
+    r.Set("modelRuns", job.modelRuns);
+    r.Set("regionRuns", job.regionRuns);
     Napi::Object t = Napi::Object::New(env);
     t.Set("decodeMs", job.decodeMs);
     t.Set("resizeMs", job.resizeMs);
@@ -251,6 +253,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     }
     policy.interval = keyframeInterval;
     policy.smooth = get<bool>(t, "smooth", false);
+    policy.roi = get<bool>(t, "roi", true);
     // frames held for smoothing stay in flight: fewer than the caller lets fly, or it would wait forever
     policy.maxHold = std::max(1, std::min(policy.maxInterval - 1, get<int>(t, "maxHold", policy.maxInterval - 1)));
     return streams_.get(get<std::string>(t, "stream", ""), params, policy);

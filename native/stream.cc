@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <opencv2/imgproc.hpp>
+
 #include "engine.h"
 
 namespace bgrm {
@@ -51,6 +53,35 @@ bool TemporalStream::needsPrediction(const FrameJob& job) {
   return filter_.edgeRisk(policy_.uncertain, policy_.bandRadius) > policy_.edgeRisk;
 }
 
+cv::Rect TemporalStream::regionOfInterest() {
+  if (!policy_.roi || policy_.interval != 0 || filter_.empty()) return {};
+  if (runsSinceFull_ + 1 >= policy_.fullEvery) return {};
+  const cv::Mat& matte = filter_.estimate().matte;
+  // where the carried matte says the subject is (soft edges included)
+  cv::Mat fg = matte >= 32.0f;
+  const cv::Rect box = cv::boundingRect(fg);
+  if (box.empty()) return {};
+  // room for the subject's size, and for how far it may have gone since the model last saw it
+  const float travel = policy_.roiTravel * std::hypot(velocity_.x, velocity_.y) * float(since_ + 1);
+  const int margin = std::max(8, int(policy_.roiMargin * std::max(box.width, box.height))) + int(travel);
+  const cv::Rect grown(box.x - margin, box.y - margin, box.width + 2 * margin, box.height + 2 * margin);
+  return grown & cv::Rect(0, 0, matte.cols, matte.rows);
+}
+
+void TemporalStream::trackSubject(const FrameJob& job) {
+  const cv::Mat pred(job.alpha.height, job.alpha.width, CV_8UC1, const_cast<uint8_t*>(job.alpha.pixels.data()));
+  const cv::Rect box = cv::boundingRect(pred >= 128);
+  if (box.empty()) {
+    lastCentreFrame_ = -1;
+    velocity_ = {};
+    return;
+  }
+  const cv::Point2f centre(box.x + box.width * 0.5f, box.y + box.height * 0.5f);
+  if (lastCentreFrame_ >= 0 && job.frameNumber > lastCentreFrame_) velocity_ = (centre - lastCentre_) / float(job.frameNumber - lastCentreFrame_);
+  lastCentre_ = centre;
+  lastCentreFrame_ = job.frameNumber;
+}
+
 void TemporalStream::releaseHeld(std::vector<Ready>& out) {
   for (FrameJob* h : held_) {
     out.push_back({h, alphaOf(h->forward.matte, params_.contrast, h->width, h->height)});
@@ -67,6 +98,9 @@ TemporalStream::Step TemporalStream::matte(FrameJob* job) {
     releaseHeld(step.ready);
     filter_.reset();
     since_ = 0;
+    runsSinceFull_ = 0;
+    lastCentreFrame_ = -1;
+    velocity_ = {};
     step.ready.push_back({job, Image()});
     stepped_ = job->seq + 1;
     return step;
@@ -82,6 +116,8 @@ TemporalStream::Step TemporalStream::matte(FrameJob* job) {
   if (need && !predicted) {
     step.needPrediction = true;
     step.prefetchNext = policy_.interval == 0 && since_ == 0;
+    step.roi = regionOfInterest();
+    runsSinceFull_ = step.roi.empty() ? 0 : runsSinceFull_ + 1;
     return step;
   }
   // A prediction started early but not needed is left out: measured, corrections the policy did not
@@ -90,6 +126,7 @@ TemporalStream::Step TemporalStream::matte(FrameJob* job) {
   if (predicted) {
     filter_.correct(job->alpha);
     since_ = 0;
+    trackSubject(*job);
   } else {
     ++since_;
   }

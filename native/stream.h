@@ -30,6 +30,15 @@ struct KeyframePolicy {
   // maxHold frames are held (the caller's frames in flight bound it).
   bool smooth = false;
   int maxHold = 3;
+  // Adaptive keyframes may run the model on the region around the subject only, when the model takes
+  // any input size: where the carried matte is, with a margin of roiMargin times its larger side
+  // plus roiTravel times the distance the subject moves between frames (from the last two
+  // predictions) for each frame since the last. Every fullEvery-th run sees the whole frame (a new
+  // subject may come in anywhere).
+  bool roi = false;
+  float roiMargin = 0.15f;
+  float roiTravel = 1.5f;
+  int fullEvery = 4;
 };
 
 // A frame ready to leave the stream, with its alpha (empty for a failed frame).
@@ -57,6 +66,8 @@ class TemporalStream {
     // The model is running on frame after frame (a fast scene): start it on the next frame too,
     // before its turn, so that two model runs overlap. It is used only if it turns out needed.
     bool prefetchNext = false;
+    // The region (work size) the model may run on; empty: the whole frame.
+    cv::Rect roi;
     std::vector<Ready> ready;
   };
   Step matte(FrameJob* job);
@@ -72,6 +83,8 @@ class TemporalStream {
 
  private:
   bool needsPrediction(const FrameJob& job);
+  cv::Rect regionOfInterest();
+  void trackSubject(const FrameJob& job);
   void releaseHeld(std::vector<Ready>& out);
 
   TemporalParams params_;
@@ -82,6 +95,11 @@ class TemporalStream {
   std::mutex mu_;  // the matte stage's state, and the end of input
   MatteFilter filter_;
   int since_ = 0;  // frames since the last correction
+  int runsSinceFull_ = 0;  // model runs on a region since the last on the whole frame
+  // The subject's box in the last prediction (work size) and its velocity between the last two
+  // (work pixels per frame): a region's margin grows with it.
+  cv::Point2f lastCentre_, velocity_;
+  int64_t lastCentreFrame_ = -1;
   std::vector<FrameJob*> held_;
   int64_t submitted_ = 0, stepped_ = 0, last_ = -1;
   bool ending_ = false;

@@ -65,6 +65,7 @@ export interface Summary {
   seconds: number;
   framesPerSecond: number;
   modelRuns: number;
+  regionRuns: number;
   peakRssBytes: number;
   stageMs: Record<string, number>;
 }
@@ -74,6 +75,7 @@ export interface Score {
   flicker: number;
   frames: number;
   modelRuns: number;
+  regionRuns: number;
   seconds: number;
 }
 
@@ -117,7 +119,7 @@ export async function scoreMasks(outDir: string, gtDir: string, summary: Summary
     }
     prev = { a, g };
   }
-  return { iou: iouSum / scored, flicker: pairs ? flickerSum / pairs : 0, frames: summary.succeeded, modelRuns: summary.modelRuns, seconds: summary.seconds };
+  return { iou: iouSum / scored, flicker: pairs ? flickerSum / pairs : 0, frames: summary.succeeded, modelRuns: summary.modelRuns, regionRuns: summary.regionRuns ?? 0, seconds: summary.seconds };
 }
 
 export interface DavisVideo {

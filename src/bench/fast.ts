@@ -64,10 +64,11 @@ async function main(): Promise<void> {
         const frames = r.reduce((n, x) => n + x.scores[i].frames, 0);
         const seconds = r.reduce((n, x) => n + x.scores[i].seconds, 0);
         const runs = r.reduce((n, x) => n + x.scores[i].modelRuns, 0);
+        const regionRuns = r.reduce((n, x) => n + x.scores[i].regionRuns, 0);
         console.log(
           `  ${MODES[i].name.padEnd(9)} IoU ${f3(mean((x) => x.scores[i].iou))} vs per-frame ${f3(mean((x) => x.scores[0].iou))} (${signed(mean((x) => x.scores[i].iou - x.scores[0].iou))}), ` +
             `worst ${worst.name} ${signed(worst.scores[i].iou - worst.scores[0].iou)}; flicker x${(mean((x) => x.scores[i].flicker) / mean((x) => x.scores[0].flicker)).toFixed(3)}; ` +
-            `${(runs / frames).toFixed(3)} model runs per frame; ${(frames / seconds).toFixed(2)} frames/s = x${(frames / seconds / floatFps).toFixed(2)} float model-only`,
+            `${(runs / frames).toFixed(3)} model runs per frame${regionRuns ? ` (${Math.round((100 * regionRuns) / runs)}% on the region around the subject)` : ''}; ${(frames / seconds).toFixed(2)} frames/s = x${(frames / seconds / floatFps).toFixed(2)} float model-only`,
         );
       }
       const pfFrames = r.reduce((n, x) => n + x.scores[0].frames, 0);

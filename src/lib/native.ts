@@ -70,9 +70,11 @@ export interface ProcessOptions {
    * the stream's matte along optical flow; a gap in `frame` or a scene cut starts afresh. With
    * `smooth`, frames between model runs are held (at most `maxHold`, fewer than the frames the
    * caller keeps in flight) until the next run, whose matte is carried back to them: for files,
-   * not for live streams. `flushStream` lets held frames go at the end of the input.
+   * not for live streams. `flushStream` lets held frames go at the end of the input. `roi` (default
+   * true): with adaptive keyframes, a model that takes any input size (an int8 model made by
+   * `models quantize`) runs on the region around the subject, and on the whole frame every 4th run.
    */
-  temporal?: { stream: string; frame: number; flow?: FlowPreset; smooth?: boolean; maxHold?: number };
+  temporal?: { stream: string; frame: number; flow?: FlowPreset; smooth?: boolean; maxHold?: number; roi?: boolean };
   /**
    * With `temporal`: 1 runs the model on every frame (default), K > 1 on every K-th, 0 when the
    * carried matte's edge has become unreliable (adaptive; at least every 4th frame).
@@ -92,6 +94,10 @@ export interface StageTimings {
 
 export interface ProcessResult extends RawImage {
   timings: StageTimings;
+  /** Model runs made on this frame: 0 (its matte was carried) or 1. */
+  modelRuns: number;
+  /** Of those, runs on the region around the subject (temporal.roi) instead of the whole frame. */
+  regionRuns: number;
 }
 
 export interface NativeSegmenter {

@@ -26,8 +26,10 @@ export interface PipelineSummary {
   interrupted: boolean;
   /** Mean milliseconds per frame in each stage (native stages, plus the sink's write). */
   stageMs: Record<keyof StageTimings | 'writeMs', number>;
-  /** Frames written that ran the model (the others were carried by optical flow between keyframes). */
+  /** Model runs on the frames written (the others were carried by optical flow between keyframes). */
   modelRuns: number;
+  /** Of those, runs on the region around the subject only (--fast with an int8 model of recipe 6 on). */
+  regionRuns: number;
   /**
    * Live depth: frames already in flight when a frame arrived (mean and most). A caught-up stream
    * stays near 0-2; a source that is ahead (a file, a backlog) fills the pipeline to --concurrency.
@@ -104,6 +106,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   let frames = 0;
   let succeeded = 0;
   let modelRuns = 0;
+  let regionRuns = 0;
   let failed = 0;
   let skipped = 0;
   const inFlight: Promise<Outcome>[] = [];
@@ -135,7 +138,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       // A sink that cannot write (disk full, broken pipe) fails the whole run: later frames would fail too.
       await opts.sink.write({ frame: outcome.frame, result: outcome.result });
       succeeded++;
-      if (outcome.result.timings.inferMs > 0) modelRuns++;
+      modelRuns += outcome.result.modelRuns;
+      regionRuns += outcome.result.regionRuns;
       for (const [k, v] of Object.entries(outcome.result.timings)) stageTotals[k] = (stageTotals[k] ?? 0) + v;
       stageTotals.writeMs = (stageTotals.writeMs ?? 0) + (performance.now() - t0);
       await opts.afterFrame?.(outcome.frame);
@@ -241,6 +245,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     framesPerSecond: seconds > 0 ? succeeded / seconds : 0,
     interrupted: !!opts.signal?.aborted,
     modelRuns,
+    regionRuns,
     depth: depth.summary(),
     peakRssBytes: peakRssBytes(),
     stageMs: {

@@ -81,6 +81,8 @@ export interface VideoScore extends SequenceScore {
   fps: number;
   /** Frames the model ran on (fewer than `frames` with keyframes). */
   modelRuns: number;
+  /** Of those, runs on the region around the subject only. */
+  regionRuns: number;
 }
 
 /**
@@ -96,6 +98,8 @@ export async function scoreVideo(
     flow?: import('./native').FlowPreset;
     /** Smoothing, as for a video file (see PipelineOptions.smooth). */
     smooth?: boolean;
+    /** Adaptive keyframes may run the model on the region around the subject (default true). */
+    roi?: boolean;
     concurrency?: number;
     maxFrames?: number;
   } = {},
@@ -117,7 +121,7 @@ export async function scoreVideo(
         output: 'mask',
         encoding: 'raw',
         ...(opts.temporal
-          ? { temporal: { stream, frame: i, flow: opts.flow, smooth: !!opts.smooth, maxHold: concurrency - 1 }, keyframeInterval: nativeKeyframeInterval(opts.keyframeInterval) }
+          ? { temporal: { stream, frame: i, flow: opts.flow, smooth: !!opts.smooth, maxHold: concurrency - 1, roi: opts.roi ?? true }, keyframeInterval: nativeKeyframeInterval(opts.keyframeInterval) }
           : {}),
       }),
     }));
@@ -128,6 +132,7 @@ export async function scoreVideo(
   const pending: Promise<RawImage>[] = [];
   const masks: RawImage[] = [];
   let modelRuns = 0;
+  let regionRuns = 0;
   let next = 0;
   let flushed = false;
   while (masks.length < names.length) {
@@ -140,8 +145,9 @@ export async function scoreVideo(
       await submitted; // the last frame is in: frames held for smoothing may leave
       segmenter.flushStream(stream);
     }
-    const r = (await pending.shift()!) as RawImage & { timings?: { inferMs: number } };
-    if ((r.timings?.inferMs ?? 1) > 0) modelRuns++;
+    const r = (await pending.shift()!) as RawImage & { modelRuns: number; regionRuns: number };
+    modelRuns += r.modelRuns;
+    regionRuns += r.regionRuns;
     masks.push(r);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -181,5 +187,6 @@ export async function scoreVideo(
     flicker: flickerPairs ? flickerSum / flickerPairs : 0,
     fps: names.length / seconds,
     modelRuns,
+    regionRuns,
   };
 }

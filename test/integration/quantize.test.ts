@@ -1,3 +1,6 @@
+/**
+ * @jest-environment ./test/helpers/process-typed-arrays.js
+ */
 // int8 quantisation of the real u2netp, calibrated on real footage:
 // - `process --fast` with no int8 model makes one, calibrated on the first frames of its input, and
 //   runs it; `models quantize` with the same frames finds it up to date (cached by content hash);
@@ -5,6 +8,8 @@
 //   no Resize into a uint8 one; weights are int8 only where the Conv runs in int8;
 // - the outlier channels of u2netp are found and kept float;
 // - IoU against DAVIS ground truth stays within 0.005 of the float model on the same frames;
+// - the model takes any input size that is a multiple of 32, and adaptive keyframes run it on the
+//   region around the subject (every 4th run on the whole frame) within 0.02 IoU of per-frame float;
 // - the same model and the same frames give a byte-identical file;
 // - bad calibration input gets a clear error; a single photo is too little to calibrate on.
 import { createHash } from 'node:crypto';
@@ -145,6 +150,45 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
       const iouQ = sumQ / sequences.length;
       process.stdout.write(`mean IoU: float ${iouF.toFixed(4)}, int8 ${iouQ.toFixed(4)} (${(iouQ - iouF).toFixed(4)})\n`);
       expect(Math.abs(iouQ - iouF)).toBeLessThanOrEqual(0.005);
+    } finally {
+      if (previous === undefined) delete process.env.BGRM_MODELS_DIR;
+      else process.env.BGRM_MODELS_DIR = previous;
+    }
+  });
+
+  it('the int8 model takes any input size that is a multiple of 32, and adaptive keyframes run it on the region around the subject', async () => {
+    const file = path.join(dir, 'u2netp-int8.onnx');
+    const model = graphOf(decodeModel(await fs.readFile(file)));
+    expect(model.input[0].type!.tensorType!.shape!.dim!.slice(2).map((d) => d.dimParam)).toEqual(['height', 'width']);
+    expect(model.node.filter((n) => n.opType === 'Shape')).toHaveLength(0); // every Resize has its constant scale
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file);
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', new Float32Array(3 * 128 * 224), [1, 3, 128, 224]) });
+    expect(out[session.outputNames[0]].dims).toEqual([1, 1, 128, 224]);
+    await session.release();
+
+    const previous = process.env.BGRM_MODELS_DIR;
+    process.env.BGRM_MODELS_DIR = dir;
+    try {
+      const float = await openSegmenter({ model: 'u2netp', threads: 2 });
+      const int8 = await openSegmenter({ model: 'u2netp-int8', threads: 2 });
+      const seq = path.join(davis, 'dog'); // a dog walking across: the region moves with it
+      const perFrame = await scoreVideo(float.segmenter, seq, { maxFrames: 40 });
+      const opts = { temporal: true, keyframeInterval: 'auto' as const, smooth: true, maxFrames: 40 };
+      const region = await scoreVideo(int8.segmenter, seq, opts);
+      const whole = await scoreVideo(int8.segmenter, seq, { ...opts, roi: false });
+      float.segmenter.close();
+      int8.segmenter.close();
+      process.stdout.write(
+        `dog, 40 frames: per-frame float IoU ${perFrame.iou.toFixed(4)}; adaptive int8 on regions ${region.iou.toFixed(4)} ` +
+          `(${region.regionRuns} of ${region.modelRuns} runs on a region), on whole frames ${whole.iou.toFixed(4)} (${whole.modelRuns} runs)\n`,
+      );
+      // runs see a region; the whole frame at least every 4th run (a subject may come in anywhere)
+      expect(region.regionRuns).toBeGreaterThanOrEqual(region.modelRuns / 3);
+      expect(region.regionRuns).toBeLessThanOrEqual(Math.ceil((region.modelRuns * 3) / 4));
+      expect(whole.regionRuns).toBe(0);
+      expect(region.iou).toBeGreaterThanOrEqual(perFrame.iou - 0.02);
     } finally {
       if (previous === undefined) delete process.env.BGRM_MODELS_DIR;
       else process.env.BGRM_MODELS_DIR = previous;

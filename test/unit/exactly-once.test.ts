@@ -63,7 +63,7 @@ async function runWorker(broker: FakeBroker, workerId: string, hooks: WorkerHook
   const settle = async (frame: KafkaFrame) => {
     if (frame.error) await unit.settle(frame, frame.error);
     else {
-      const result = { data: Buffer.from(`cut-out of ${frame.name}`), width: 4, height: 4, timings: { totalMs: 1 } } as unknown as ProcessResult;
+      const result = { data: Buffer.from(`cut-out of ${frame.name}`), width: 4, height: 4, timings: { totalMs: 1 }, modelRuns: 1, regionRuns: 0 } as unknown as ProcessResult;
       await unit.sink.write({ frame, result });
       await unit.settle(frame);
     }

@@ -26,6 +26,7 @@ import {
 import type { CalibrationSet } from './calibration';
 import { dataInputs, planGraph, QUANTIZER_VERSION, RANGE_KEEPING, type GraphPlan, type ModelInputSpec } from './plan';
 import { fitOutputShift, shiftOutputBias } from './bias';
+import { freeInputSize } from './free-size';
 import { collectStats, outlierChannels, percentileRange, type TensorStats } from './stats';
 
 interface QParams {
@@ -76,6 +77,8 @@ export interface QuantizeReport {
   outlierTensors: { tensor: string; channels: number[] }[];
   /** The output's logit shift (bias.ts) and how well the int8 masks agree with the float ones before and after it. */
   outputCorrection: { shift: number; before: number; after: number };
+  /** The model runs at any height and width that are multiples of 32 (free-size.ts). */
+  freeInputSize: boolean;
   quantizerVersion: number;
 }
 
@@ -244,6 +247,7 @@ export async function quantizeModel(
   const correction = await fitOutputShift(encodeModel(model), encodeModel(q), calib, input);
   if (correction.shift !== 0 && !shiftOutputBias(q, correction.shift)) correction.shift = 0;
   log?.(`output bias correction: logit ${correction.shift >= 0 ? '+' : ''}${correction.shift}, masks agree with the float model's ${correction.before.toFixed(4)} -> ${correction.after.toFixed(4)} (IoU, calibration frames)`);
+  const freeResizes = await freeInputSize(q);
   q.producerName = 'bgrm-quantize';
   q.producerVersion = String(QUANTIZER_VERSION);
   q.docString = `int8 QDQ of ${path.basename(source)}; calibration sha256 ${calib.hash} over ${calib.tensors.length} frames`;
@@ -261,6 +265,7 @@ export async function quantizeModel(
     quantizedTensors: r.quantizedTensors,
     outlierTensors: r.outliers,
     outputCorrection: correction,
+    freeInputSize: freeResizes > 0,
     quantizerVersion: QUANTIZER_VERSION,
   };
 }
