@@ -33,8 +33,9 @@ struct KeyframePolicy {
   // Adaptive keyframes may run the model on the region around the subject only, when the model takes
   // any input size: where the carried matte is, with a margin of roiMargin times its larger side
   // plus roiTravel times the distance the subject moves between frames (from the last two
-  // predictions) for each frame since the last. Every fullEvery-th run sees the whole frame (a new
-  // subject may come in anywhere).
+  // predictions) for each frame since the last. At least every fullEvery-th run the stream asks
+  // for sees the whole frame (a new subject may come in anywhere); so does a run whose region
+  // would cost little less than the whole frame's (Engine::cropTo).
   bool roi = false;
   float roiMargin = 0.15f;
   float roiTravel = 1.5f;
