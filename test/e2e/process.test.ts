@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { native } from '../../src/lib/native';
 import { alphaOf } from '../../src/lib/quality';
 import { runCli } from '../helpers/cli';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { cli, describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
 
 const photo = path.join(testdata, 'rembg', 'car-1.jpg');
 const video = path.join(testdata, 'video', 'breakdance.mp4');
@@ -232,6 +232,24 @@ describe('bgrm helpers', () => {
       expect(out).toContain('too few calibration frames: --fast does not use it');
       const json = JSON.parse((await runCli(['models', 'list', '--json'], { env: { BGRM_MODELS_DIR: tmp } })).stdout.toString());
       expect(json.quantized).toEqual([expect.objectContaining({ name: 'u2netp-int8', quantizerVersion: 1 })]);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('--fast says when its int8 model was made by a recipe that runs on whole frames only, and how to make it again', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-recipe-'));
+    try {
+      await fs.symlink(modelPath('u2netp'), path.join(tmp, 'u2netp.onnx'));
+      // stands in for an int8 model of recipe 5 (fixed input size): it runs, whole frames only
+      await fs.symlink(modelPath('u2netp'), path.join(tmp, 'u2netp-int8.onnx'));
+      const record = { calibration: { frames: 30, source: 'clip.mp4', hash: 'x' }, quantizerVersion: 5 };
+      await fs.writeFile(path.join(tmp, 'u2netp-int8.onnx.json'), JSON.stringify(record));
+      const r = await runCli(['process', photo, '-o', path.join(tmp, 'out.png'), '--fast', '--json'], { env: { BGRM_MODELS_DIR: tmp } });
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout.toString())).toMatchObject({ model: 'u2netp-int8', succeeded: 1 });
+      expect(r.stderr).toContain('u2netp-int8 was made by quantiser recipe 5, which runs on whole frames only');
+      expect(r.stderr).toContain('bgrm models quantize u2netp --calibration DIR|VIDEO --force');
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }

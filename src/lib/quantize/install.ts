@@ -101,6 +101,9 @@ async function weakCalibration(modelFile: string): Promise<string | undefined> {
  * Otherwise (one photo, a short clip, standard input, Kafka) the float model runs this time, and the
  * message says how to make it. The float model must be installed (u2net for --best: models pull).
  */
+/** The first recipe whose models take any input size (free-size.ts): --fast's region runs need it. */
+const FREE_INPUT_SIZE_VERSION = 6;
+
 export async function presetModel(flag: '--fast' | '--best', base: string, inputs: string[], log: (m: string) => void): Promise<string> {
   const name = base.endsWith(INT8_SUFFIX) ? base : `${base}${INT8_SUFFIX}`;
   const floatName = name.slice(0, -INT8_SUFFIX.length);
@@ -110,7 +113,13 @@ export async function presetModel(flag: '--fast' | '--best', base: string, input
   try {
     const installed = await resolveModel(name);
     weak = await weakCalibration(installed.path);
-    if (!weak) return name;
+    if (!weak) {
+      const made = (await readQuantizationRecord(installed.path))?.quantizerVersion;
+      if (flag === '--fast' && made !== undefined && made < FREE_INPUT_SIZE_VERSION) {
+        log(`${flag}: ${name} was made by quantiser recipe ${made}, which runs on whole frames only; recipe ${QUANTIZER_VERSION} also runs on the region around the subject (faster). Make it again with: bgrm models quantize ${floatName} --calibration DIR|VIDEO --force`);
+      }
+      return name;
+    }
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODEL_NOT_INSTALLED') throw err;
   }
