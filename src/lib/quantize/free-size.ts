@@ -12,7 +12,7 @@ import { encodeModel, floatValueInfo, graphOf, makeTensor, num, DataType, type M
 import { ort } from './ort';
 
 /** The stride of U-2-Net's deepest level: inputs whose sides are multiples of it upsample exactly. */
-export const SIZE_STEP = 32;
+const SIZE_STEP = 32;
 
 /** Nodes none of whose outputs reach a graph output, and initializers nothing reads, removed. */
 function prune(model: Model): number {
@@ -79,10 +79,4 @@ export async function freeInputSize(model: Model): Promise<number> {
   model.graph!.valueInfo = []; // shapes inferred at the fixed size would contradict a free one
   prune(model);
   return resizes.length;
-}
-
-/** Whether a model file's input height and width are free (freeInputSize made it so). */
-export function hasFreeInputSize(model: Model): boolean {
-  const d = graphOf(model).input[0]?.type?.tensorType?.shape?.dim ?? [];
-  return d.length === 4 && !(num(d[2].dimValue) > 0) && !(num(d[3].dimValue) > 0);
 }
