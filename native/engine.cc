@@ -173,7 +173,6 @@ void Engine::predict(FrameJob* job) {
     auto t0 = Clock::now();
     Image small;
     if (job->crop.empty()) {
-      job->inputWidth = job->inputHeight = 0;
       small = resizeLanczos(job->source(), segmenter_->inputWidth(), segmenter_->inputHeight());
     } else {
       small = resizeLanczos(view(cropOf(job->source(), job->crop)), job->inputWidth, job->inputHeight);

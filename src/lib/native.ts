@@ -72,7 +72,8 @@ export interface ProcessOptions {
    * caller keeps in flight) until the next run, whose matte is carried back to them: for files,
    * not for live streams. `flushStream` lets held frames go at the end of the input. `roi` (default
    * true): with adaptive keyframes, a model that takes any input size (an int8 model made by
-   * `models quantize`) runs on the region around the subject, and on the whole frame every 4th run.
+   * `models quantize`) runs on the region around the subject, and on the whole frame at least every
+   * 4th run.
    */
   temporal?: { stream: string; frame: number; flow?: FlowPreset; smooth?: boolean; maxHold?: number; roi?: boolean };
   /**

@@ -14,8 +14,8 @@ import { ort } from './ort';
 /** The stride of U-2-Net's deepest level: inputs whose sides are multiples of it upsample exactly. */
 const SIZE_STEP = 32;
 
-/** Nodes none of whose outputs reach a graph output, and initializers nothing reads, removed. */
-function prune(model: Model): number {
+/** Removes the nodes none of whose outputs reach a graph output, and the initializers nothing reads. */
+function prune(model: Model): void {
   const g = graphOf(model);
   const needed = new Set(g.output.map((o) => o.name));
   const kept: Node[] = [];
@@ -25,10 +25,8 @@ function prune(model: Model): number {
     kept.push(n);
     for (const x of n.input) needed.add(x);
   }
-  const removed = g.node.length - kept.length;
   g.node = kept.reverse();
   g.initializer = g.initializer.filter((t) => needed.has(t.name!));
-  return removed;
 }
 
 /**

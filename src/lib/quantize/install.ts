@@ -7,7 +7,7 @@ import { hashFile, INT8_SUFFIX, int8ModelPath, resolveModel } from '../models';
 import { writeFileAtomic } from '../paths';
 import { loadCalibration } from './calibration';
 import { inspectFusion, type FusionReport } from './fusion';
-import { DEFAULT_CALIBRATION_FRAMES, MIN_CALIBRATION_FRAMES, QUANTIZER_VERSION } from './plan';
+import { DEFAULT_CALIBRATION_FRAMES, FREE_INPUT_SIZE_VERSION, MIN_CALIBRATION_FRAMES, QUANTIZER_VERSION } from './plan';
 import { quantizeModel, type QuantizeReport } from './rewrite';
 
 export interface QuantizationRecord {
@@ -88,8 +88,7 @@ export async function installQuantized(name: string, opts: InstallQuantizedOptio
 }
 
 /** Why an installed int8 model is not used by --fast or --best (calibrated on too few frames), or undefined. */
-async function weakCalibration(modelFile: string): Promise<string | undefined> {
-  const record = await readQuantizationRecord(modelFile);
+function weakCalibration(record: QuantizationRecord | undefined): string | undefined {
   const frames = record?.calibration.frames;
   return frames !== undefined && frames < MIN_CALIBRATION_FRAMES ? `it was calibrated on ${frames} frame${frames === 1 ? '' : 's'} (fewer than ${MIN_CALIBRATION_FRAMES})` : undefined;
 }
@@ -101,9 +100,6 @@ async function weakCalibration(modelFile: string): Promise<string | undefined> {
  * Otherwise (one photo, a short clip, standard input, Kafka) the float model runs this time, and the
  * message says how to make it. The float model must be installed (u2net for --best: models pull).
  */
-/** The first recipe whose models take any input size (free-size.ts): --fast's region runs need it. */
-const FREE_INPUT_SIZE_VERSION = 6;
-
 export async function presetModel(flag: '--fast' | '--best', base: string, inputs: string[], log: (m: string) => void): Promise<string> {
   const name = base.endsWith(INT8_SUFFIX) ? base : `${base}${INT8_SUFFIX}`;
   const floatName = name.slice(0, -INT8_SUFFIX.length);
@@ -112,9 +108,10 @@ export async function presetModel(flag: '--fast' | '--best', base: string, input
   let weak: string | undefined;
   try {
     const installed = await resolveModel(name);
-    weak = await weakCalibration(installed.path);
+    const record = await readQuantizationRecord(installed.path);
+    weak = weakCalibration(record);
     if (!weak) {
-      const made = (await readQuantizationRecord(installed.path))?.quantizerVersion;
+      const made = record?.quantizerVersion;
       if (flag === '--fast' && made !== undefined && made < FREE_INPUT_SIZE_VERSION) {
         log(`${flag}: ${name} was made by quantiser recipe ${made}, which runs on whole frames only; recipe ${QUANTIZER_VERSION} also runs on the region around the subject (faster). Make it again with: bgrm models quantize ${floatName} --calibration DIR|VIDEO --force`);
       }
