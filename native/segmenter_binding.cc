@@ -255,7 +255,8 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     policy.smooth = get<bool>(t, "smooth", false);
     policy.roi = get<bool>(t, "roi", true);
     // frames held for smoothing stay in flight: fewer than the caller lets fly, or it would wait forever
-    policy.maxHold = std::max(1, std::min(policy.maxInterval - 1, get<int>(t, "maxHold", policy.maxInterval - 1)));
+    const int between = (keyframeInterval > 0 ? keyframeInterval : policy.maxInterval) - 1;
+    policy.maxHold = std::max(1, std::min(between, get<int>(t, "maxHold", between)));
     return streams_.get(get<std::string>(t, "stream", ""), params, policy);
   }
 

@@ -134,6 +134,14 @@ TemporalStream::Step TemporalStream::matte(FrameJob* job) {
   stepped_ = job->seq + 1;
   const bool last = ending_ && job->seq == last_;
   if (policy_.smooth && !predicted && !last) {
+    // A fixed schedule longer than the frames in flight: the oldest held frame leaves with what was
+    // carried forward to it (adaptive keyframes run the model before this happens).
+    if (int(held_.size()) >= policy_.maxHold) {
+      FrameJob* oldest = held_.front();
+      step.ready.push_back({oldest, alphaOf(oldest->forward.matte, params_.contrast, oldest->width, oldest->height)});
+      oldest->forward = MatteEstimate();
+      held_.erase(held_.begin());
+    }
     job->forward = {filter_.estimate().matte.clone(), filter_.estimate().variance.clone()};
     held_.push_back(job);
     return step;

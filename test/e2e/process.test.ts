@@ -78,6 +78,12 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
     const fixed = await runCli(['process', video, '-o', path.join(tmp, 'fixed'), '--max-frames', '9', '--keyframe-interval', '3', '--json']);
     // frames 0, 3 and 6 run the model; optical flow carries the rest (no cut in these 9 frames)
     expect(JSON.parse(fixed.stdout.toString())).toMatchObject({ succeeded: 9, keyframeInterval: 3, modelRuns: 3 });
+    // an interval longer than the frames in flight: frames held for smoothing leave (unsmoothed)
+    // before the window fills, instead of waiting forever for the next model run
+    const long = await runCli(['process', video, '-o', path.join(tmp, 'long'), '--max-frames', '12', '--keyframe-interval', '8', '--concurrency', '3', '--format', 'mask', '--json']);
+    expect(long.code).toBe(0);
+    expect(JSON.parse(long.stdout.toString())).toMatchObject({ succeeded: 12, keyframeInterval: 8, smoothed: true, modelRuns: 2 });
+    expect(await fs.readdir(path.join(tmp, 'long'))).toHaveLength(12);
     const bad = await runCli(['process', video, '-o', path.join(tmp, 'bad'), '--keyframe-interval', 'often']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--keyframe-interval must be auto or a whole number');
