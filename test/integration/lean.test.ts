@@ -1,10 +1,11 @@
 // The lean graph (model-lean.ts) of the real u2netp: every Conv(Concat) split into a sum of Convs,
-// no concatenation left in front of a Conv, and the same masks as the original graph on real
-// frames; the lean file is made once beside an installed model and reused.
+// no concatenation left in front of a Conv, the one-channel side outputs as three nodes each, and
+// the same masks as the original graph on real frames; the lean file is made once beside an
+// installed model and reused.
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { leanModel, leanPath, splitConcatConvs } from '../../src/lib/model-lean';
+import { LEAN_VERSION, leanModel, leanPath, splitConcatConvs, splitNarrowConvs } from '../../src/lib/model-lean';
 import { decodeModel, encodeModel, graphOf } from '../../src/lib/onnx-graph';
 import { openSegmenter, type OpenSegmenter } from '../../src/lib/segmenter';
 import { describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
@@ -31,6 +32,16 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     const producer = new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
     expect(g.node.filter((n) => n.opType === 'Conv' && producer.get(n.input[0])?.opType === 'Concat')).toHaveLength(0);
     expect(g.node.filter((n) => n.opType === 'Concat').length).toBe(before - split);
+    // the six side outputs (64 or 16 channels to one, 3x3): a 1x1 Conv to the nine taps, a
+    // depthwise Conv that puts each tap in place, a sum over the taps
+    const inits = new Map(g.initializer.map((t) => [t.name ?? '', t]));
+    const oneChannel = () => g.node.filter((n) => n.opType === 'Conv' && Number(inits.get(n.input[1])?.dims?.[0]) === 1 && Number(inits.get(n.input[1])?.dims?.[2]) === 3);
+    expect(oneChannel()).toHaveLength(6);
+    expect(splitNarrowConvs(model)).toBe(6);
+    const after = new Map(g.initializer.map((t) => [t.name ?? '', t]));
+    expect(g.node.filter((n) => n.opType === 'Conv' && Number(after.get(n.input[1])?.dims?.[0]) === 1 && Number(after.get(n.input[1])?.dims?.[2]) === 3)).toHaveLength(0);
+    expect(g.node.filter((n) => n.opType === 'ReduceSum')).toHaveLength(6);
+    expect(splitNarrowConvs(model)).toBe(0); // nothing left to rewrite
     const names = new Set(g.node.flatMap((n) => n.input));
     expect(g.initializer.every((t) => names.has(t.name ?? ''))).toBe(true); // no weight left unread
     const leanFile = path.join(dir, 'u2netp-lean-test.onnx');
@@ -63,7 +74,7 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     expect(await leanModel(file)).toBe(leanPath(file));
     expect((await fs.stat(leanPath(file))).mtimeMs).toBe(made); // reused
     const record = JSON.parse(await fs.readFile(`${leanPath(file)}.json`, 'utf8'));
-    expect(record).toMatchObject({ splitConvs: expect.any(Number), leanVersion: 1 });
+    expect(record).toMatchObject({ splitConvs: expect.any(Number), narrowConvs: 6, leanVersion: LEAN_VERSION });
     await fs.utimes(file, new Date(), new Date(Date.now() + 5000)); // "a new model"
     const relog: string[] = [];
     await leanModel(file, (m) => relog.push(m));

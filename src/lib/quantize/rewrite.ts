@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from '../errors';
-import { splitConcatConvs } from '../model-lean';
+import { splitConcatConvs, splitNarrowConvs } from '../model-lean';
 import { writeFileAtomic } from '../paths';
 import {
   attribute,
@@ -79,6 +79,8 @@ export interface QuantizeReport {
   outputCorrection: { shift: number; before: number; after: number };
   /** The model runs at any height and width that are multiples of 32 (free-size.ts). */
   freeInputSize: boolean;
+  /** One-channel Convs (the side outputs, float) each run as three nodes (model-lean.ts splitNarrowConvs). */
+  narrowConvs: number;
   quantizerVersion: number;
 }
 
@@ -248,6 +250,9 @@ export async function quantizeModel(
   if (correction.shift !== 0 && !shiftOutputBias(q, correction.shift)) correction.shift = 0;
   log?.(`output bias correction: logit ${correction.shift >= 0 ? '+' : ''}${correction.shift}, masks agree with the float model's ${correction.before.toFixed(4)} -> ${correction.after.toFixed(4)} (IoU, calibration frames)`);
   const freeResizes = await freeInputSize(q);
+  // The one-channel side outputs stay float (their outputs are not quantised): in the form ONNX
+  // Runtime runs fastest (see model-lean.ts).
+  const narrowConvs = splitNarrowConvs(q);
   q.producerName = 'bgrm-quantize';
   q.producerVersion = String(QUANTIZER_VERSION);
   q.docString = `int8 QDQ of ${path.basename(source)}; calibration sha256 ${calib.hash} over ${calib.tensors.length} frames`;
@@ -266,6 +271,7 @@ export async function quantizeModel(
     outlierTensors: r.outliers,
     outputCorrection: correction,
     freeInputSize: freeResizes > 0,
+    narrowConvs,
     quantizerVersion: QUANTIZER_VERSION,
   };
 }
