@@ -25,7 +25,18 @@ Napi::Value versions(const Napi::CallbackInfo& info) {
   o.Set("onnxruntime", ortVersion());
   o.Set("jpeg", jpegLibraryVersion());
   o.Set("png", pngLibraryVersion());
-  o.Set("images", vipsLibraryVersion());
+  // libvips loads on first use (formats.cc): a worker or server asking for the runtime's version
+  // does not load it; reading `images` does
+  o.DefineProperty(Napi::PropertyDescriptor::Accessor(
+      env, o, "images",
+      [](const Napi::CallbackInfo& i) -> Napi::Value {
+        try {
+          return Napi::String::New(i.Env(), vipsLibraryVersion());
+        } catch (const Error& e) {
+          return Napi::String::New(i.Env(), std::string("unavailable: ") + e.what());
+        }
+      },
+      napi_enumerable));
   o.Set("napi", Napi::Number::New(env, NAPI_VERSION));
   return o;
 }

@@ -1,7 +1,10 @@
-// The native codecs on real and damaged bytes: errors carry stable codes, PNG round-trips exactly.
+// The native codecs on real and damaged bytes: errors carry stable codes, PNG round-trips exactly;
+// libvips is loaded only when a format needs it.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { native } from '../../src/lib/native';
+import { promisify } from 'node:util';
+import { native, projectRoot } from '../../src/lib/native';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 describe('PNG encode/decode', () => {
@@ -73,5 +76,31 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('JPEG decode of r
     const bad = Buffer.from(jpg);
     bad.fill(0, 3, 200); // keep the FF D8 FF signature, wipe the segments after it
     await expect(native().decode(bad)).rejects.toMatchObject({ code: 'ERR_DECODE' });
+  });
+});
+
+describe('libvips, loaded on first use', () => {
+  it('a process that reads JPEG and PNG never loads it; the first format beyond them (or its version) does', async () => {
+    // a fresh process: this one may have loaded it already
+    const addon = path.join(projectRoot, 'build', 'Release', 'bgrm.node');
+    const script = `
+      const n = require(${JSON.stringify(addon)});
+      const loaded = () => require('node:fs').readFileSync('/proc/self/maps', 'utf8').includes('libvips');
+      (async () => {
+        const r = { start: loaded(), onnxruntime: n.versions().onnxruntime };
+        const png = await n.encodePng(Buffer.alloc(16 * 16 * 3, 90), 16, 16, 3, 6);
+        const jpg = await n.encodeJpeg(Buffer.alloc(16 * 16 * 3, 90), 16, 16, 90);
+        await n.decode(png, { channels: 3 });
+        await n.decode(jpg, { channels: 3 });
+        r.afterJpegPng = loaded();
+        r.images = n.versions().images;
+        r.afterImages = loaded();
+        console.log(JSON.stringify(r));
+      })();`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script]);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ start: false, afterJpegPng: false, afterImages: true });
+    expect(r.onnxruntime).toMatch(/^\d+\.\d+/);
+    expect(r.images).toMatch(/^libvips \d+\.\d+/);
   });
 });
