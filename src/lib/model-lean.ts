@@ -1,4 +1,5 @@
-// Lean model graphs: the same function with a smaller live set, made once beside the model file.
+// Lean model graphs: the same function with a smaller live set, and in the forms ONNX Runtime runs
+// fastest, made once beside the model file.
 //
 // U-2-Net's decoders read Conv(Concat(a, b)) at every level, up to 128 channels at 320x320 (52 MB
 // per concatenation, and ONNX Runtime keeps a second, blocked-layout copy of it for the Conv). A
@@ -6,12 +7,12 @@
 // with the weights split along their input channels; ONNX Runtime then fuses the Add (and the
 // ReLU after it) into the second Conv. The outputs equal the original's to float rounding, no
 // concatenation is ever held: measured in ONNX Runtime alone, a u2netp run's live peak fell from
-// 237 MB to 127 MB (npm run bench:memory shows what it does to a whole process).
+// 237 MB to 127 MB (npm run bench:memory shows what it does to a whole process). The side outputs'
+// one-channel Convs become three cheaper nodes (splitNarrowConvs).
 import { promises as fs } from 'node:fs';
 import { BgrmError, errorMessage } from './errors';
 import { writeFileAtomic } from './paths';
-import { onnx } from 'onnx-proto';
-import { attribute, decodeModel, defaultOpset, dims, encodeModel, floatValues, graphOf, intAttribute, makeNode, makeTensor, type Model, type Node, type Tensor, DataType, num } from './onnx-graph';
+import { attribute, decodeModel, defaultOpset, dims, encodeModel, floatValues, graphOf, intAttribute, intsAttribute, makeNode, makeTensor, type Model, type Node, type Tensor, DataType, num } from './onnx-graph';
 
 /** Bumped whenever the rewrite changes: lean files made by an older one are made again. */
 export const LEAN_VERSION = 2; // 2: one-channel Convs split (splitNarrowConvs)
@@ -129,7 +130,6 @@ export function splitNarrowConvs(model: Model): number {
   const g = graphOf(model);
   const initializers = new Map(g.initializer.map((t) => [t.name ?? '', t]));
   const opset = defaultOpset(model);
-  const ints = (name: string, v: number[]) => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v });
   const nodes: Node[] = [];
   let rewritten = 0;
   for (const n of g.node) {
@@ -161,10 +161,10 @@ export function splitNarrowConvs(model: Model): number {
       makeTensor(`${p}_place_b`, DataType.FLOAT, [taps], new Float32Array(taps).fill(b / taps)),
     );
     nodes.push(
-      makeNode('Conv', [n.input[0], `${p}_taps_w`], [`${p}_taps`], `${n.name}_taps`, [ints('kernel_shape', [1, 1])]),
+      makeNode('Conv', [n.input[0], `${p}_taps_w`], [`${p}_taps`], `${n.name}_taps`, [intsAttribute('kernel_shape', [1, 1])]),
       makeNode('Conv', [`${p}_taps`, `${p}_place_w`, `${p}_place_b`], [`${p}_placed`], `${n.name}_place`, [
-        ints('kernel_shape', [kh, kw]),
-        ints('pads', pads),
+        intsAttribute('kernel_shape', [kh, kw]),
+        intsAttribute('pads', pads),
         intAttribute('group', taps),
       ]),
     );
@@ -172,7 +172,7 @@ export function splitNarrowConvs(model: Model): number {
       g.initializer.push(makeTensor(`${p}_axes`, DataType.INT64, [1], new BigInt64Array([1n])));
       nodes.push(makeNode('ReduceSum', [`${p}_placed`, `${p}_axes`], [n.output[0]], `${n.name}_sum`, [intAttribute('keepdims', 1)]));
     } else {
-      nodes.push(makeNode('ReduceSum', [`${p}_placed`], [n.output[0]], `${n.name}_sum`, [ints('axes', [1]), intAttribute('keepdims', 1)]));
+      nodes.push(makeNode('ReduceSum', [`${p}_placed`], [n.output[0]], `${n.name}_sum`, [intsAttribute('axes', [1]), intAttribute('keepdims', 1)]));
     }
     rewritten++;
   }

@@ -70,6 +70,10 @@ export function intAttribute(name: string, value: number): onnx.IAttributeProto 
   return { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
 }
 
+export function intsAttribute(name: string, values: number[]): onnx.IAttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: values };
+}
+
 export function attribute(node: Node, name: string): onnx.IAttributeProto | undefined {
   return node.attribute.find((a) => a.name === name);
 }
