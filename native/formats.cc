@@ -141,11 +141,13 @@ const VipsFormats& vipsFormats(const char* code) {
   static VipsFormats api{};
   static std::string problem;
   std::call_once(once, [] {
+    // beside this addon: the folder of the file that holds this function
     Dl_info self{};
     std::string dir = ".";
     if (dladdr(reinterpret_cast<void*>(&sniffFormat), &self) && self.dli_fname) {
-      dir = self.dli_fname;
-      dir = dir.substr(0, dir.find_last_of('/') == std::string::npos ? 0 : dir.find_last_of('/'));
+      const std::string addon = self.dli_fname;
+      const size_t slash = addon.rfind('/');
+      if (slash != std::string::npos) dir = addon.substr(0, slash);
     }
     const std::string file = dir + "/libbgrm_vips.so";
     void* lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);

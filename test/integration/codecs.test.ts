@@ -1,7 +1,8 @@
 // The native codecs on real and damaged bytes: errors carry stable codes, PNG round-trips exactly;
 // libvips is loaded only when a format needs it.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { native, projectRoot } from '../../src/lib/native';
@@ -102,5 +103,31 @@ describe('libvips, loaded on first use', () => {
     expect(r).toMatchObject({ start: false, afterJpegPng: false, afterImages: true });
     expect(r.onnxruntime).toMatch(/^\d+\.\d+/);
     expect(r.images).toMatch(/^libvips \d+\.\d+/);
+  });
+
+  it('an addon without it beside: JPEG still decodes; a WebP gets an error naming the missing file and the way out', async () => {
+    const release = path.join(projectRoot, 'build', 'Release');
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-novips-'));
+    try {
+      await fs.copyFile(path.join(release, 'bgrm.node'), path.join(dir, 'bgrm.node'));
+      await fs.symlink(path.join(release, 'libonnxruntime.so.1'), path.join(dir, 'libonnxruntime.so.1'));
+      const script = `
+        const n = require(${JSON.stringify(path.join(dir, 'bgrm.node'))});
+        (async () => {
+          const jpg = await n.encodeJpeg(Buffer.alloc(16 * 16 * 3, 90), 16, 16, 90);
+          const r = { jpeg: (await n.decode(jpg, { channels: 3 })).width, images: n.versions().images };
+          const webp = Buffer.concat([Buffer.from('RIFF\\0\\0\\0\\0WEBPVP8 ', 'latin1'), Buffer.alloc(64)]);
+          try { await n.decode(webp); } catch (e) { r.code = e.code; r.message = e.message; }
+          console.log(JSON.stringify(r));
+        })();`;
+      const r = JSON.parse((await promisify(execFile)(process.execPath, ['-e', script])).stdout);
+      expect(r.jpeg).toBe(16);
+      expect(r.code).toBe('ERR_DECODE');
+      expect(r.message).toContain(path.join(dir, 'libbgrm_vips.so'));
+      expect(r.message).toContain('npm run build:native');
+      expect(r.images).toMatch(/^unavailable: cannot load/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
