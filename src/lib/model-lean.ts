@@ -40,6 +40,15 @@ function channelsOf(tensor: string, producer: Map<string, Node>, initializers: M
   return undefined;
 }
 
+/** The graph's nodes become `nodes`; weights no node reads any more (the rewritten ones) leave the file. */
+function replaceNodes(model: Model, nodes: Node[]): void {
+  const g = graphOf(model);
+  g.node.splice(0, g.node.length, ...nodes);
+  const read = new Set(nodes.flatMap((n) => n.input));
+  const kept = g.initializer.filter((t) => read.has(t.name ?? ''));
+  g.initializer.splice(0, g.initializer.length, ...kept);
+}
+
 /** Splits a [O, C, kh, kw] weight along C at the given channel counts. */
 function splitWeight(w: Tensor, parts: number[]): Float32Array[] {
   const [o, c, kh, kw] = dims(w);
@@ -109,12 +118,8 @@ export function splitConcatConvs(model: Model): number {
     if (dropped.has(n)) continue;
     nodes.push(...(replaced.get(n) ?? [n]));
   }
-  g.node.splice(0, g.node.length, ...nodes);
   g.initializer.push(...newInitializers);
-  // Weights no node reads any more (the unsplit ones) leave the file.
-  const read = new Set(nodes.flatMap((n) => n.input));
-  const kept = g.initializer.filter((t) => read.has(t.name ?? ''));
-  g.initializer.splice(0, g.initializer.length, ...kept);
+  replaceNodes(model, nodes);
   return replaced.size;
 }
 
@@ -177,10 +182,7 @@ export function splitNarrowConvs(model: Model): number {
     rewritten++;
   }
   if (rewritten === 0) return 0;
-  g.node.splice(0, g.node.length, ...nodes);
-  const read = new Set(nodes.flatMap((x) => x.input));
-  const kept = g.initializer.filter((t) => read.has(t.name ?? ''));
-  g.initializer.splice(0, g.initializer.length, ...kept);
+  replaceNodes(model, nodes);
   return rewritten;
 }
 
