@@ -55,6 +55,43 @@ void useSharedArena(Ort::SessionOptions& so) {
   so.AddConfigEntry("session.use_env_allocators", "1");
 }
 
+// Turns off ONNX Runtime's buffer reuse plan; false where it cannot be done safely.
+//
+// The planner hands a freed buffer to a later tensor of the same size, and then the buffer lives
+// from the first tensor to the last: u2netp's 64-channel 320x320 buffers from the first encoder
+// stage are kept through the lower stages for the last decoder stage, 126 MiB live in a run whose
+// tensors need about 90 MiB at any moment. Without the plan each tensor is freed when its last reader
+// is done and the arena reuses the space (measured, two concurrent u2netp runs, onnxruntime 1.23:
+// 272 -> 209 MiB over the session, same runs/s). ONNX Runtime's C API has no setter for it (Python's
+// SessionOptions.enable_mem_reuse sets the field directly), so it is set here in the options object,
+// after checking where it is: the flag sits between enable_mem_pattern and enable_cpu_mem_arena,
+// which the API does set, so each of those is toggled through the API and found by the one byte that
+// changes. Anything unexpected (not exactly one byte, not two apart, the flag not at its default)
+// leaves the options untouched, and the run goes on with the plan, as before.
+bool disableMemoryReuse(Ort::SessionOptions& so) {
+  constexpr size_t kScan = 128;  // the flags are within the first 64 bytes of onnxruntime::SessionOptions
+  auto* bytes = reinterpret_cast<unsigned char*>(static_cast<OrtSessionOptions*>(so));
+  auto flagOf = [&](auto off, auto on) -> int {
+    std::array<unsigned char, kScan> before{};
+    std::copy(bytes, bytes + kScan, before.begin());
+    off();
+    int found = -1, changed = 0;
+    for (size_t i = 0; i < kScan; ++i) {
+      if (bytes[i] == before[i]) continue;
+      ++changed;
+      if (before[i] == 1 && bytes[i] == 0) found = int(i);
+    }
+    on();
+    if (!std::equal(before.begin(), before.end(), bytes)) return -2;  // not restored: unsafe
+    return changed == 1 ? found : -1;
+  };
+  const int pattern = flagOf([&] { so.DisableMemPattern(); }, [&] { so.EnableMemPattern(); });
+  const int arena = flagOf([&] { so.DisableCpuMemArena(); }, [&] { so.EnableCpuMemArena(); });
+  if (pattern < 0 || arena != pattern + 2 || bytes[pattern + 1] != 1) return false;
+  bytes[pattern + 1] = 0;
+  return true;
+}
+
 }  // namespace
 
 Segmenter::Segmenter(const SegmenterOptions& options)
@@ -68,6 +105,7 @@ Segmenter::Segmenter(const SegmenterOptions& options)
   // The memory pattern planner reserves one block per concurrent run, sized by a first run made
   // without it, on top of that run's arena: 2 runs of u2netp held 935 MB with it, 730 MB without,
   // at the same frames/s (npm run bench:memory).
+  if (!options.memoryReuse && options.device == "cpu") memoryReuseOff_ = disableMemoryReuse(so);
   if (!options.memoryPattern) so.DisableMemPattern();
   if (options.sharedArena && options.device == "cpu") useSharedArena(so);
   // Spinning threads burn the cores that decode/encode need when several stages share a machine.

@@ -22,6 +22,9 @@ struct SegmenterOptions {
   // arena that grows by what is asked instead of a per-session one that doubles.
   bool memoryPattern = false;
   bool sharedArena = true;
+  // ONNX Runtime's plan that hands one tensor's buffer to a later one of the same size (CPU only;
+  // see disableMemoryReuse in segmenter.cc).
+  bool memoryReuse = false;
   // Input size used when the model's own input shape is dynamic.
   int fallbackWidth = 320;
   int fallbackHeight = 320;
@@ -41,6 +44,8 @@ class Segmenter {
   const std::string& inputName() const { return inputName_; }
   const std::string& outputName() const { return outputName_; }
   const SegmenterOptions& options() const { return options_; }
+  // The buffer reuse plan was asked off and is off (false: it runs, asked for or not settable).
+  bool memoryReuseOff() const { return memoryReuseOff_; }
 
   // RGB image already resized to the input size -> the model family's input tensor (model.h).
   std::vector<float> prepareInput(const Image& resized) const;
@@ -56,6 +61,7 @@ class Segmenter {
   std::string inputName_, outputName_;
   int inputWidth_ = 0, inputHeight_ = 0;
   bool freeInputSize_ = false;
+  bool memoryReuseOff_ = false;
 };
 
 Ort::Env& ortEnv();

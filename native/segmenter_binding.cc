@@ -42,6 +42,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     options_.allowSpinning = get<bool>(o, "spinning", false);
     options_.memoryPattern = get<bool>(o, "memoryPattern", false);
     options_.sharedArena = get<bool>(o, "sharedArena", true);
+    options_.memoryReuse = get<bool>(o, "memoryReuse", false);
     options_.fallbackWidth = get<int>(o, "width", 320);
     options_.fallbackHeight = get<int>(o, "height", 320);
     options_.mean = triple(o, "mean", options_.mean);
@@ -111,6 +112,7 @@ class SegmenterWrap : public Napi::ObjectWrap<SegmenterWrap> {
     o.Set("inputHeight", s.inputHeight());
     o.Set("device", s.options().device);
     o.Set("threads", s.options().intraOpThreads);
+    o.Set("memoryReuse", !s.memoryReuseOff());
     return o;
   }
 

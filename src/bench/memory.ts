@@ -1,7 +1,8 @@
 // npm run bench:memory: peak RSS and end-to-end frames/s of `bgrm process` (default settings, a
 // folder of 854x480 DAVIS JPEGs -> RGBA PNGs), with the memory plan of ONNX Runtime's defaults
 // ('pattern': memory pattern planner, a doubling arena per session, the original graph) against
-// bgrm's ('lean': no pattern, one arena extended by what is asked, the lean graph), in one run.
+// bgrm's ('lean': no pattern, no buffer reuse plan, one arena extended by what is asked, the lean
+// graph), in one run.
 //   --frames N (200)  --testdata DIR  --models a,b (default u2netp,u2netp-int8,u2net; u2net when
 //   installed, about 5 minutes more)  --plans a,b (default pattern,lean)  --json
 import { promises as fs } from 'node:fs';

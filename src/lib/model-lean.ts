@@ -15,7 +15,7 @@ import { writeFileAtomic } from './paths';
 import { attribute, decodeModel, defaultOpset, dims, encodeModel, floatValues, graphOf, intAttribute, intsAttribute, makeNode, makeTensor, type Model, type Node, type Tensor, DataType, num } from './onnx-graph';
 
 /** Bumped whenever the rewrite changes: lean files made by an older one are made again. */
-export const LEAN_VERSION = 2; // 2: one-channel Convs split (splitNarrowConvs)
+export const LEAN_VERSION = 3; // 2: one-channel Convs split (splitNarrowConvs); 3: one-to-one-channel 1x1 Convs as Mul (scalarConvs)
 
 const SAME_CHANNELS = new Set(['Relu', 'Resize', 'Upsample', 'MaxPool', 'AveragePool', 'BatchNormalization', 'Sigmoid', 'Add', 'Mul']);
 
@@ -91,8 +91,8 @@ export function splitConcatConvs(model: Model): number {
     if (uses.get(n.input[0]) !== 1 || !w || w.dataType !== DataType.FLOAT || dims(w).length !== 4) continue;
     const parts = cat.input.map((i) => channelsOf(i, producer, initializers));
     if (parts.some((p) => p === undefined) || (parts as number[]).reduce((a, b) => a + b, 0) !== dims(w)[1]) continue;
-    const weights = splitWeight(w, parts as number[]);
     const [o, , kh, kw] = dims(w);
+    const weights = splitWeight(w, parts as number[]);
     const nodes: Node[] = [];
     let sum = '';
     cat.input.forEach((x, k) => {
@@ -129,12 +129,18 @@ export function splitConcatConvs(model: Model): number {
  * ReduceSum over the taps. The sum is the same (to float rounding); the point is the layout ONNX
  * Runtime gives it: a Conv with one output channel runs in its blocked layout with the output padded
  * to 16 channels, so u2netp's 64 -> 1 side output at 320x320 did 16 times its work (17 ms of a 206 ms
- * int8 run on one thread; about 4 ms as the three nodes). Returns how many were rewritten; edits in place.
+ * int8 run on one thread; about 4 ms as the three nodes).
+ * In an int8 graph, where the side output reads a DequantizeLinear, the taps are a MatMul over the
+ * channels of the input in channels-last order (Transpose, MatMul, Transpose): ONNX Runtime keeps
+ * that tensor channels-last in uint8 and cancels the first Transpose against its own, where the 1x1
+ * Conv needed it dequantized and then copied again into the blocked layout, two 26 MB float copies at
+ * the end of a u2netp-int8 run (its peak). Returns how many were rewritten; edits in place.
  */
 export function splitNarrowConvs(model: Model): number {
   const g = graphOf(model);
   const initializers = new Map(g.initializer.map((t) => [t.name ?? '', t]));
   const opset = defaultOpset(model);
+  const producer = new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
   const nodes: Node[] = [];
   let rewritten = 0;
   for (const n of g.node) {
@@ -154,19 +160,28 @@ export function splitNarrowConvs(model: Model): number {
     }
     const taps = kh * kw;
     const values = floatValues(w!);
-    const toTaps = new Float32Array(taps * c); // [taps, C, 1, 1]: tap t of every input channel
-    for (let t = 0; t < taps; t++) for (let k = 0; k < c; k++) toTaps[t * c + k] = values[k * taps + t];
+    const quantized = producer.get(n.input[0])?.opType === 'DequantizeLinear';
+    const toTaps = new Float32Array(taps * c); // [taps, C, 1, 1] (a Conv) or [C, taps] (a MatMul): tap t of every input channel
+    for (let t = 0; t < taps; t++) for (let k = 0; k < c; k++) toTaps[quantized ? k * taps + t : t * c + k] = values[k * taps + t];
     const place = new Float32Array(taps * taps); // [taps, 1, kh, kw]: channel t takes its own tap
     for (let t = 0; t < taps; t++) place[t * taps + t] = 1;
     const b = bias ? floatValues(bias)[0] : 0;
     const p = `${n.output[0]}_narrow`;
     g.initializer.push(
-      makeTensor(`${p}_taps_w`, DataType.FLOAT, [taps, c, 1, 1], toTaps),
+      makeTensor(`${p}_taps_w`, DataType.FLOAT, quantized ? [c, taps] : [taps, c, 1, 1], toTaps),
       makeTensor(`${p}_place_w`, DataType.FLOAT, [taps, 1, kh, kw], place),
       makeTensor(`${p}_place_b`, DataType.FLOAT, [taps], new Float32Array(taps).fill(b / taps)),
     );
+    if (quantized) {
+      nodes.push(
+        makeNode('Transpose', [n.input[0]], [`${p}_nhwc`], `${n.name}_nhwc`, [intsAttribute('perm', [0, 2, 3, 1])]),
+        makeNode('MatMul', [`${p}_nhwc`, `${p}_taps_w`], [`${p}_taps_nhwc`], `${n.name}_taps`),
+        makeNode('Transpose', [`${p}_taps_nhwc`], [`${p}_taps`], `${n.name}_nchw`, [intsAttribute('perm', [0, 3, 1, 2])]),
+      );
+    } else {
+      nodes.push(makeNode('Conv', [n.input[0], `${p}_taps_w`], [`${p}_taps`], `${n.name}_taps`, [intsAttribute('kernel_shape', [1, 1])]));
+    }
     nodes.push(
-      makeNode('Conv', [n.input[0], `${p}_taps_w`], [`${p}_taps`], `${n.name}_taps`, [intsAttribute('kernel_shape', [1, 1])]),
       makeNode('Conv', [`${p}_taps`, `${p}_place_w`, `${p}_place_b`], [`${p}_placed`], `${n.name}_place`, [
         intsAttribute('kernel_shape', [kh, kw]),
         intsAttribute('pads', pads),
@@ -186,6 +201,44 @@ export function splitNarrowConvs(model: Model): number {
   return rewritten;
 }
 
+/**
+ * Rewrites every Conv from one channel to one channel with a 1x1 kernel (U-2-Net's fusion of its six
+ * side outputs, once splitConcatConvs has split it per input) into a Mul by the weight and an Add
+ * of the bias. Same values; the point is again the layout: ONNX Runtime ran each of them in its
+ * blocked layout, the one channel padded to 16 and each padded input held until the fusion, 33 MB
+ * of a u2netp-int8 run's 83 MB peak at 320x320. Returns how many were rewritten; edits in place.
+ */
+export function scalarConvs(model: Model): number {
+  const g = graphOf(model);
+  const initializers = new Map(g.initializer.map((t) => [t.name ?? '', t]));
+  const nodes: Node[] = [];
+  let rewritten = 0;
+  for (const n of g.node) {
+    const w = n.opType === 'Conv' ? initializers.get(n.input[1]) : undefined;
+    const bias = n.input[2] ? initializers.get(n.input[2]) : undefined;
+    const all = (name: string, v: number) => (attribute(n, name)?.ints ?? []).every((x) => num(x) === v);
+    const fits =
+      w && w.dataType === DataType.FLOAT && dims(w).join() === '1,1,1,1' && num(attribute(n, 'group')?.i ?? 1) === 1 &&
+      all('strides', 1) && all('pads', 0) && !attribute(n, 'auto_pad')?.s?.length && (!n.input[2] || (bias && bias.dataType === DataType.FLOAT));
+    if (!fits) {
+      nodes.push(n);
+      continue;
+    }
+    const p = `${n.output[0]}_scalar`;
+    g.initializer.push(makeTensor(`${p}_w`, DataType.FLOAT, [], new Float32Array([floatValues(w!)[0]])));
+    if (bias) {
+      g.initializer.push(makeTensor(`${p}_b`, DataType.FLOAT, [], new Float32Array([floatValues(bias)[0]])));
+      nodes.push(makeNode('Mul', [n.input[0], `${p}_w`], [`${p}_scaled`], `${n.name}_mul`), makeNode('Add', [`${p}_scaled`, `${p}_b`], [n.output[0]], `${n.name}_bias`));
+    } else {
+      nodes.push(makeNode('Mul', [n.input[0], `${p}_w`], [n.output[0]], `${n.name}_mul`));
+    }
+    rewritten++;
+  }
+  if (rewritten === 0) return 0;
+  replaceNodes(model, nodes);
+  return rewritten;
+}
+
 export interface LeanRecord {
   from: string;
   fromBytes: number;
@@ -193,6 +246,7 @@ export interface LeanRecord {
   leanVersion: number;
   splitConvs: number;
   narrowConvs: number;
+  scalarConvs: number;
 }
 
 /** The lean file of a float model file, and its record. */
@@ -217,7 +271,7 @@ export async function leanModel(modelFile: string, log?: (m: string) => void): P
   const st = await fs.stat(modelFile);
   const record = await readRecord(target);
   const fresh = (r: LeanRecord | undefined) => r && r.fromBytes === st.size && r.fromMtimeMs === st.mtimeMs && r.leanVersion === LEAN_VERSION;
-  if (fresh(record)) return record!.splitConvs + record!.narrowConvs > 0 ? target : modelFile;
+  if (fresh(record)) return record!.splitConvs + record!.narrowConvs + record!.scalarConvs > 0 ? target : modelFile;
   let model: Model;
   try {
     model = decodeModel(await fs.readFile(modelFile));
@@ -226,12 +280,13 @@ export async function leanModel(modelFile: string, log?: (m: string) => void): P
   }
   const splitConvs = splitConcatConvs(model);
   const narrowConvs = splitNarrowConvs(model);
-  const rec: LeanRecord = { from: modelFile, fromBytes: st.size, fromMtimeMs: st.mtimeMs, leanVersion: LEAN_VERSION, splitConvs, narrowConvs };
-  const changed = splitConvs + narrowConvs > 0;
+  const scalars = scalarConvs(model);
+  const rec: LeanRecord = { from: modelFile, fromBytes: st.size, fromMtimeMs: st.mtimeMs, leanVersion: LEAN_VERSION, splitConvs, narrowConvs, scalarConvs: scalars };
+  const changed = splitConvs + narrowConvs + scalars > 0;
   try {
     if (changed) {
       await writeFileAtomic(target, encodeModel(model));
-      log?.(`prepared ${target}: ${splitConvs} concatenations no longer held, ${narrowConvs} one-channel convolutions in a faster form (same outputs)`);
+      log?.(`prepared ${target}: ${splitConvs} concatenations no longer held, ${narrowConvs + scalars} one-channel convolutions in a faster form (same outputs)`);
     }
     await writeFileAtomic(`${target}.json`, Buffer.from(`${JSON.stringify(rec, null, 2)}\n`));
   } catch (err) {

@@ -14,6 +14,8 @@ export interface SegmenterOptions {
   memoryPattern?: boolean;
   /** One process-wide CPU arena extended by what is asked (default on). */
   sharedArena?: boolean;
+  /** ONNX Runtime's buffer reuse plan (default off on CPU: tensors are freed when last read). */
+  memoryReuse?: boolean;
   /** Threads for decode/resize/matte/encode. */
   cpuThreads?: number;
   inferenceThreads?: number;
@@ -31,6 +33,8 @@ export interface SegmenterInfo {
   inputHeight: number;
   device: string;
   threads: number;
+  /** Whether ONNX Runtime's buffer reuse plan runs (off by default on CPU where it can be turned off). */
+  memoryReuse: boolean;
 }
 
 export interface RawImage {

@@ -21,8 +21,9 @@ export interface SegmenterConfig {
   keyframeInterval?: KeyframeInterval;
   /**
    * 'lean' (default): installed float models run their lean graph (model-lean.ts), ONNX Runtime's
-   * memory pattern planner is off and one arena serves the process. 'pattern': ONNX Runtime's own
-   * defaults, as before (for comparison: npm run bench:memory). Default from BGRM_ORT_MEMORY.
+   * memory pattern planner and buffer reuse plan are off (each tensor freed when last read) and one
+   * arena serves the process. 'pattern': ONNX Runtime's own defaults, as before (for comparison:
+   * npm run bench:memory). Default from BGRM_ORT_MEMORY.
    */
   memory?: MemoryPlan;
 }
@@ -76,6 +77,7 @@ export async function openSegmenter(cfg: SegmenterConfig): Promise<OpenSegmenter
     modelPath,
     memoryPattern: memory === 'pattern',
     sharedArena: memory === 'lean',
+    memoryReuse: memory === 'pattern',
     device,
     threads: layout.threads,
     cpuThreads: cfg.cpuThreads ?? 1,

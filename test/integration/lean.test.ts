@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LEAN_VERSION, leanModel, leanPath, splitConcatConvs, splitNarrowConvs } from '../../src/lib/model-lean';
+import { LEAN_VERSION, leanModel, leanPath, scalarConvs, splitConcatConvs, splitNarrowConvs } from '../../src/lib/model-lean';
 import { decodeModel, encodeModel, graphOf } from '../../src/lib/onnx-graph';
 import { openSegmenter, type OpenSegmenter } from '../../src/lib/segmenter';
 import { describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
@@ -42,6 +42,15 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     expect(g.node.filter((n) => n.opType === 'Conv' && Number(after.get(n.input[1])?.dims?.[0]) === 1 && Number(after.get(n.input[1])?.dims?.[2]) === 3)).toHaveLength(0);
     expect(g.node.filter((n) => n.opType === 'ReduceSum')).toHaveLength(6);
     expect(splitNarrowConvs(model)).toBe(0); // nothing left to rewrite
+    // the fusion of the six side outputs (a 1x1 Conv from six channels, split per input): each a Mul
+    // by its weight, the first with an Add of the bias
+    const unit = () => g.node.filter((n) => n.opType === 'Conv' && new Map(g.initializer.map((t) => [t.name ?? '', t])).get(n.input[1])?.dims?.map(Number).join() === '1,1,1,1');
+    expect(unit()).toHaveLength(6);
+    const muls = g.node.filter((n) => n.opType === 'Mul').length;
+    expect(scalarConvs(model)).toBe(6);
+    expect(unit()).toHaveLength(0);
+    expect(g.node.filter((n) => n.opType === 'Mul').length).toBe(muls + 6);
+    expect(scalarConvs(model)).toBe(0);
     const names = new Set(g.node.flatMap((n) => n.input));
     expect(g.initializer.every((t) => names.has(t.name ?? ''))).toBe(true); // no weight left unread
     const leanFile = path.join(dir, 'u2netp-lean-test.onnx');
@@ -51,6 +60,9 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     const lean = await openSegmenter({ model: leanFile, threads: 2 });
     const original = await openSegmenter({ model: 'u2netp', threads: 2, memory: 'pattern' });
     opened.push(lean, original);
+    // the lean plan runs without ONNX Runtime's buffer reuse plan (segmenter.cc), the other with it
+    expect(lean.info.memoryReuse).toBe(false);
+    expect(original.info.memoryReuse).toBe(true);
     for (const [seq, frame] of [['dog', '00010.jpg'], ['breakdance', '00020.jpg'], ['kite-surf', '00005.jpg']]) {
       const jpg = await fs.readFile(path.join(testdata, 'davis', seq, frame));
       const a = await lean.segmenter.process(jpg, { output: 'mask', encoding: 'raw' });
@@ -74,7 +86,7 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     expect(await leanModel(file)).toBe(leanPath(file));
     expect((await fs.stat(leanPath(file))).mtimeMs).toBe(made); // reused
     const record = JSON.parse(await fs.readFile(`${leanPath(file)}.json`, 'utf8'));
-    expect(record).toMatchObject({ splitConvs: expect.any(Number), narrowConvs: 6, leanVersion: LEAN_VERSION });
+    expect(record).toMatchObject({ splitConvs: expect.any(Number), narrowConvs: 6, scalarConvs: 6, leanVersion: LEAN_VERSION });
     await fs.utimes(file, new Date(), new Date(Date.now() + 5000)); // "a new model"
     const relog: string[] = [];
     await leanModel(file, (m) => relog.push(m));

@@ -101,6 +101,8 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
     // the six one-channel side outputs each run as three nodes, two of them Convs (model-lean.ts)
     expect(report.narrowConvs).toBe(6);
     expect(fusion.qlinearConv + fusion.floatConv).toBeLessThanOrEqual(convs + 2 * report.narrowConvs);
+    // their fusion as Mul and Add (model-lean.ts scalarConvs)
+    expect(report.scalarConvs).toBe(6);
     // int8 weights only where ONNX Runtime runs the Conv in int8: the float ones (head, outliers) keep theirs
     expect(report.int8Convs).toBe(fusion.qlinearConv);
     // every Resize has output parameters of its own, so that ONNX Runtime keeps it float (its uint8
@@ -119,6 +121,10 @@ describeWith('../shared/testdata (davis and video)', hasTestdata('davis') && has
       if (out !== undefined) expect(`${n.name}: ${out}`).not.toBe(`${n.name}: ${qparams(n.input[0].slice(0, -'_dequantized'.length))}`);
     }
     expect(fusion.ops['com.microsoft.QLinearAdd']).toBeGreaterThanOrEqual(0.8 * split);
+    // each side output's taps: a MatMul over the channels of its dequantised input, which ONNX
+    // Runtime keeps as a MatMul (no blocked-layout copy of the 64-channel tensor in float)
+    expect(int8.node.filter((n) => n.opType === 'MatMul')).toHaveLength(report.narrowConvs);
+    expect(fusion.ops.MatMul).toBe(report.narrowConvs);
     const bytes = (await fs.stat(path.join(dir, 'u2netp-int8.onnx'))).size;
     expect(bytes).toBe(report.bytes);
     expect(bytes).toBeLessThan(0.4 * (await fs.stat(modelPath('u2netp'))).size);

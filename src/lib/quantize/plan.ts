@@ -26,7 +26,7 @@
 // Same model + same calibration frames + same quantiser version → byte-identical output.
 import { DataType, graphOf, type Model, type Node } from '../onnx-graph';
 
-export const QUANTIZER_VERSION = 7; // 2: Resize in float; 3: the lean graph (model-lean.ts); 4: whole ranges, output bias correction; 5: every Resize float, float Convs keep float weights; 6: free input size (free-size.ts); 7: one-channel Convs split (splitNarrowConvs)
+export const QUANTIZER_VERSION = 8; // 2: Resize in float; 3: the lean graph (model-lean.ts); 4: whole ranges, output bias correction; 5: every Resize float, float Convs keep float weights; 6: free input size (free-size.ts); 7: one-channel Convs split (splitNarrowConvs); 8: the side outputs' taps as a MatMul on the uint8 tensor, their fusion as Mul and Add (scalarConvs)
 /** The first recipe whose models take any input size (free-size.ts): --fast's region runs need it. */
 export const FREE_INPUT_SIZE_VERSION = 6;
 export const DEFAULT_CALIBRATION_FRAMES = 40;

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from '../errors';
-import { splitConcatConvs, splitNarrowConvs } from '../model-lean';
+import { scalarConvs, splitConcatConvs, splitNarrowConvs } from '../model-lean';
 import { writeFileAtomic } from '../paths';
 import {
   attribute,
@@ -81,6 +81,8 @@ export interface QuantizeReport {
   freeInputSize: boolean;
   /** One-channel Convs (the side outputs, float) each run as three nodes (model-lean.ts splitNarrowConvs). */
   narrowConvs: number;
+  /** 1x1 Convs from one channel to one (the side outputs' fusion, float) run as Mul and Add (model-lean.ts scalarConvs). */
+  scalarConvs: number;
   quantizerVersion: number;
 }
 
@@ -250,9 +252,10 @@ export async function quantizeModel(
   if (correction.shift !== 0 && !shiftOutputBias(q, correction.shift)) correction.shift = 0;
   log?.(`output bias correction: logit ${correction.shift >= 0 ? '+' : ''}${correction.shift}, masks agree with the float model's ${correction.before.toFixed(4)} -> ${correction.after.toFixed(4)} (IoU, calibration frames)`);
   const freeResizes = await freeInputSize(q);
-  // The one-channel side outputs stay float (their outputs are not quantised): in the form ONNX
-  // Runtime runs fastest (see model-lean.ts).
+  // The one-channel side outputs and their fusion stay float (their outputs are not quantised): in
+  // the forms ONNX Runtime runs fastest and holds least (see model-lean.ts).
   const narrowConvs = splitNarrowConvs(q);
+  const scalars = scalarConvs(q);
   q.producerName = 'bgrm-quantize';
   q.producerVersion = String(QUANTIZER_VERSION);
   q.docString = `int8 QDQ of ${path.basename(source)}; calibration sha256 ${calib.hash} over ${calib.tensors.length} frames`;
@@ -272,6 +275,7 @@ export async function quantizeModel(
     outputCorrection: correction,
     freeInputSize: freeResizes > 0,
     narrowConvs,
+    scalarConvs: scalars,
     quantizerVersion: QUANTIZER_VERSION,
   };
 }
