@@ -2,9 +2,9 @@
 // folder of 854x480 DAVIS JPEGs -> RGBA PNGs), with the memory plan of ONNX Runtime's defaults
 // ('pattern': memory pattern planner, a doubling arena per session, the original graph) against
 // bgrm's ('lean': no pattern, no buffer reuse plan, one arena extended by what is asked, the lean
-// graph), in one run.
+// graph), in one run; 'lean-reuse' is the lean plan with the buffer reuse plan on (the default before).
 //   --frames N (200)  --testdata DIR  --models a,b (default u2netp,u2netp-int8,u2net; u2net when
-//   installed, about 5 minutes more)  --plans a,b (default pattern,lean)  --json
+//   installed, about 5 minutes more)  --plans a,b (default pattern,lean-reuse,lean)  --json
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:memory: ${n} frames of 854x480, ${os.availableParallelism()} cores; ${models.int8Note}${u2net ? '' : '; u2net not installed (bgrm models pull u2net) so not measured'}\n`);
 
     const rows: Row[] = [];
-    const plans = arg('plans', 'pattern,lean').split(',');
+    const plans = arg('plans', 'pattern,lean-reuse,lean').split(',');
     const wanted = arg('models', 'u2netp,u2netp-int8,u2net').split(',');
     for (const model of ['u2netp', 'u2netp-int8', ...(u2net ? ['u2net'] : [])].filter((m) => wanted.includes(m))) {
       for (const plan of plans) {

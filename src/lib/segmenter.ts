@@ -22,19 +22,20 @@ export interface SegmenterConfig {
   /**
    * 'lean' (default): installed float models run their lean graph (model-lean.ts), ONNX Runtime's
    * memory pattern planner and buffer reuse plan are off (each tensor freed when last read) and one
-   * arena serves the process. 'pattern': ONNX Runtime's own defaults, as before (for comparison:
+   * arena serves the process. 'lean-reuse': the same with the buffer reuse plan on (the default
+   * before it was turned off). 'pattern': ONNX Runtime's own defaults (both for comparison:
    * npm run bench:memory). Default from BGRM_ORT_MEMORY.
    */
   memory?: MemoryPlan;
 }
 
-export type MemoryPlan = 'lean' | 'pattern';
+export type MemoryPlan = 'lean' | 'lean-reuse' | 'pattern';
 
 export function defaultMemoryPlan(): MemoryPlan {
   const v = process.env.BGRM_ORT_MEMORY;
   if (v === undefined || v === '' || v === 'lean') return 'lean';
-  if (v === 'pattern') return 'pattern';
-  throw new BgrmError('ERR_INVALID_ARGUMENT', `BGRM_ORT_MEMORY='${v}' is not a memory plan: use lean (the default) or pattern`);
+  if (v === 'pattern' || v === 'lean-reuse') return v;
+  throw new BgrmError('ERR_INVALID_ARGUMENT', `BGRM_ORT_MEMORY='${v}' is not a memory plan: use lean (the default), lean-reuse or pattern`);
 }
 
 export interface OpenSegmenter {
@@ -72,12 +73,13 @@ export async function openSegmenter(cfg: SegmenterConfig): Promise<OpenSegmenter
   const memory = cfg.memory ?? defaultMemoryPlan();
   // Only installed float models get a lean file beside them (a user's own path is left alone).
   const installed = path.dirname(model.path) === modelsDir() && !model.quantized;
-  const modelPath = memory === 'lean' && installed ? await leanModel(model.path) : model.path;
+  const lean = memory !== 'pattern';
+  const modelPath = lean && installed ? await leanModel(model.path) : model.path;
   const segmenter = new (native().Segmenter)({
     modelPath,
     memoryPattern: memory === 'pattern',
-    sharedArena: memory === 'lean',
-    memoryReuse: memory === 'pattern',
+    sharedArena: lean,
+    memoryReuse: memory !== 'lean',
     device,
     threads: layout.threads,
     cpuThreads: cfg.cpuThreads ?? 1,
