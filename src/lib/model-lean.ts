@@ -40,6 +40,11 @@ function channelsOf(tensor: string, producer: Map<string, Node>, initializers: M
   return undefined;
 }
 
+/** Every value of the node's ints attribute `name` is v (true when the attribute is absent). */
+function intsAll(n: Node, name: string, v: number): boolean {
+  return (attribute(n, name)?.ints ?? []).every((x) => num(x) === v);
+}
+
 /** The graph's nodes become `nodes`; weights no node reads any more (the rewritten ones) leave the file. */
 function replaceNodes(model: Model, nodes: Node[]): void {
   const g = graphOf(model);
@@ -91,8 +96,8 @@ export function splitConcatConvs(model: Model): number {
     if (uses.get(n.input[0]) !== 1 || !w || w.dataType !== DataType.FLOAT || dims(w).length !== 4) continue;
     const parts = cat.input.map((i) => channelsOf(i, producer, initializers));
     if (parts.some((p) => p === undefined) || (parts as number[]).reduce((a, b) => a + b, 0) !== dims(w)[1]) continue;
-    const [o, , kh, kw] = dims(w);
     const weights = splitWeight(w, parts as number[]);
+    const [o, , kh, kw] = dims(w);
     const nodes: Node[] = [];
     let sum = '';
     cat.input.forEach((x, k) => {
@@ -147,12 +152,11 @@ export function splitNarrowConvs(model: Model): number {
     const w = n.opType === 'Conv' ? initializers.get(n.input[1]) : undefined;
     const shape = w ? dims(w) : [];
     const [o, c, kh, kw] = shape;
-    const all = (name: string, v: number) => (attribute(n, name)?.ints ?? []).every((x) => num(x) === v);
     const pads = (attribute(n, 'pads')?.ints ?? []).map(num);
     const bias = n.input[2] ? initializers.get(n.input[2]) : undefined;
     const fits =
       w && w.dataType === DataType.FLOAT && shape.length === 4 && o === 1 && kh === kw && kh > 1 && kh % 2 === 1 && c > kh * kw &&
-      num(attribute(n, 'group')?.i ?? 1) === 1 && all('strides', 1) && all('dilations', 1) && !attribute(n, 'auto_pad')?.s?.length &&
+      num(attribute(n, 'group')?.i ?? 1) === 1 && intsAll(n, 'strides', 1) && intsAll(n, 'dilations', 1) && !attribute(n, 'auto_pad')?.s?.length &&
       pads.length === 4 && pads.every((p) => p === (kh - 1) / 2) && (!n.input[2] || (bias && bias.dataType === DataType.FLOAT));
     if (!fits) {
       nodes.push(n);
@@ -216,10 +220,9 @@ export function scalarConvs(model: Model): number {
   for (const n of g.node) {
     const w = n.opType === 'Conv' ? initializers.get(n.input[1]) : undefined;
     const bias = n.input[2] ? initializers.get(n.input[2]) : undefined;
-    const all = (name: string, v: number) => (attribute(n, name)?.ints ?? []).every((x) => num(x) === v);
     const fits =
       w && w.dataType === DataType.FLOAT && dims(w).join() === '1,1,1,1' && num(attribute(n, 'group')?.i ?? 1) === 1 &&
-      all('strides', 1) && all('pads', 0) && !attribute(n, 'auto_pad')?.s?.length && (!n.input[2] || (bias && bias.dataType === DataType.FLOAT));
+      intsAll(n, 'strides', 1) && intsAll(n, 'pads', 0) && !attribute(n, 'auto_pad')?.s?.length && (!n.input[2] || (bias && bias.dataType === DataType.FLOAT));
     if (!fits) {
       nodes.push(n);
       continue;
