@@ -44,7 +44,10 @@ describeWith('../shared/testdata/davis', hasTestdata('davis'))('lean graph (u2ne
     expect(splitNarrowConvs(model)).toBe(0); // nothing left to rewrite
     // the fusion of the six side outputs (a 1x1 Conv from six channels, split per input): each a Mul
     // by its weight, the first with an Add of the bias
-    const unit = () => g.node.filter((n) => n.opType === 'Conv' && new Map(g.initializer.map((t) => [t.name ?? '', t])).get(n.input[1])?.dims?.map(Number).join() === '1,1,1,1');
+    const unit = () => {
+      const weights = new Map(g.initializer.map((t) => [t.name ?? '', t]));
+      return g.node.filter((n) => n.opType === 'Conv' && weights.get(n.input[1])?.dims?.map(Number).join() === '1,1,1,1');
+    };
     expect(unit()).toHaveLength(6);
     const muls = g.node.filter((n) => n.opType === 'Mul').length;
     expect(scalarConvs(model)).toBe(6);
