@@ -8,7 +8,8 @@
 // ReLU after it) into the second Conv. The outputs equal the original's to float rounding, no
 // concatenation is ever held: measured in ONNX Runtime alone, a u2netp run's live peak fell from
 // 237 MB to 127 MB (npm run bench:memory shows what it does to a whole process). The side outputs'
-// one-channel Convs become three cheaper nodes (splitNarrowConvs).
+// one-channel Convs become three cheaper nodes (splitNarrowConvs), and their fusion Mul and Add
+// (scalarConvs); oneChannelForms does both, for the float lean graph and the int8 one alike.
 import { promises as fs } from 'node:fs';
 import { BgrmError, errorMessage } from './errors';
 import { writeFileAtomic } from './paths';
@@ -242,6 +243,11 @@ export function scalarConvs(model: Model): number {
   return rewritten;
 }
 
+/** The side outputs and their fusion in the forms above (float lean graph and int8 graph alike). */
+export function oneChannelForms(model: Model): { narrowConvs: number; scalarConvs: number } {
+  return { narrowConvs: splitNarrowConvs(model), scalarConvs: scalarConvs(model) };
+}
+
 export interface LeanRecord {
   from: string;
   fromBytes: number;
@@ -282,8 +288,7 @@ export async function leanModel(modelFile: string, log?: (m: string) => void): P
     throw new BgrmError('ERR_MODEL_LOAD', `cannot read model '${modelFile}': ${errorMessage(err)}. Fetch it again (bgrm models pull NAME)`);
   }
   const splitConvs = splitConcatConvs(model);
-  const narrowConvs = splitNarrowConvs(model);
-  const scalars = scalarConvs(model);
+  const { narrowConvs, scalarConvs: scalars } = oneChannelForms(model);
   const rec: LeanRecord = { from: modelFile, fromBytes: st.size, fromMtimeMs: st.mtimeMs, leanVersion: LEAN_VERSION, splitConvs, narrowConvs, scalarConvs: scalars };
   const changed = splitConvs + narrowConvs + scalars > 0;
   try {

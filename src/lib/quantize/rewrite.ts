@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { BgrmError, errorMessage } from '../errors';
-import { scalarConvs, splitConcatConvs, splitNarrowConvs } from '../model-lean';
+import { oneChannelForms, splitConcatConvs } from '../model-lean';
 import { writeFileAtomic } from '../paths';
 import {
   attribute,
@@ -254,8 +254,7 @@ export async function quantizeModel(
   const freeResizes = await freeInputSize(q);
   // The one-channel side outputs and their fusion stay float (their outputs are not quantised): in
   // the forms ONNX Runtime runs fastest and holds least (see model-lean.ts).
-  const narrowConvs = splitNarrowConvs(q);
-  const scalars = scalarConvs(q);
+  const { narrowConvs, scalarConvs } = oneChannelForms(q);
   q.producerName = 'bgrm-quantize';
   q.producerVersion = String(QUANTIZER_VERSION);
   q.docString = `int8 QDQ of ${path.basename(source)}; calibration sha256 ${calib.hash} over ${calib.tensors.length} frames`;
@@ -275,7 +274,7 @@ export async function quantizeModel(
     outputCorrection: correction,
     freeInputSize: freeResizes > 0,
     narrowConvs,
-    scalarConvs: scalars,
+    scalarConvs,
     quantizerVersion: QUANTIZER_VERSION,
   };
 }
