@@ -6,8 +6,9 @@
 // ground truth per sequence, per set and overall, with the worst sequence of each mode beside the
 // mean, and the checks of --best (mean IoU against u2net per frame, every sequence against u2netp
 // per frame, end-to-end frames/s against u2netp per frame).
-//   --step N (default 1): per-frame modes run on a video of every N-th frame, and every mode is scored
-//   on those frames (video modes still process every frame);  --sequences a,b;  --testdata DIR;  --json
+//   --step N (default 1): per-frame modes run on every N-th frame of the same video (cut losslessly,
+//   so every mode sees the same pixels), and every mode is scored on those frames (video modes still
+//   process every frame);  --sequences a,b;  --testdata DIR;  --json
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
