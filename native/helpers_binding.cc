@@ -238,6 +238,20 @@ Napi::Value modelInput(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// release(buffer) -> bool: frees a Buffer's bytes now rather than at V8's next full garbage
+// collection (which waits until tens of MB of dead Buffers have piled up). Only a Buffer that is the
+// whole of its ArrayBuffer, as the native core's results are, is released: its ArrayBuffer is
+// detached (length 0 from then on). False, and nothing done, for a slice or a detached one.
+Napi::Value release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);
+  auto view = info[0].As<Napi::TypedArray>();
+  Napi::ArrayBuffer buffer = view.ArrayBuffer();
+  if (buffer.IsDetached() || view.ByteOffset() != 0 || view.ByteLength() != buffer.ByteLength()) return Napi::Boolean::New(env, false);
+  buffer.Detach();
+  return Napi::Boolean::New(env, true);
+}
+
 }  // namespace
 
 Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
@@ -248,6 +262,7 @@ Napi::Object initHelpers(Napi::Env env, Napi::Object exports) {
   exports.Set("encodePng", Napi::Function::New(env, encodePngJs));
   exports.Set("encodeJpeg", Napi::Function::New(env, encodeJpegJs));
   exports.Set("modelInput", Napi::Function::New(env, modelInput));
+  exports.Set("release", Napi::Function::New(env, release));
   return exports;
 }
 

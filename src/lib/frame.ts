@@ -34,7 +34,10 @@ export interface ProcessedFrame {
 }
 
 export interface FrameSink {
-  /** Called in source order for every frame that was processed. */
+  /**
+   * Called in source order for every frame that was processed. The result's bytes are the sink's
+   * from then on: nothing reads them after the write, and a sink may free them (releaseBytes).
+   */
   write(processed: ProcessedFrame): Promise<void>;
   close(): Promise<void>;
   /** Undo partial output after a fatal error (optional). */

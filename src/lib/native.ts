@@ -131,6 +131,8 @@ interface Addon {
     image: Buffer,
     options: { width: number; height: number; mean: number[]; std: number[]; maxPixels?: number; maxSide?: number },
   ): Promise<Float32Array>;
+  /** Frees a Buffer that is the whole of its ArrayBuffer now (it is empty afterwards); false otherwise. */
+  release(bytes: Buffer): boolean;
 }
 
 export const projectRoot = path.resolve(__dirname, '..', '..');
@@ -151,4 +153,19 @@ export function native(): Addon {
     }
   }
   return addon;
+}
+
+/**
+ * Frees a result's bytes once a sink is done with them (written to a file or a pipe), instead of at
+ * V8's next full collection: until then dead Buffers of 0.3-1.6 MB a frame pile up by tens of MB.
+ * Measured (`bgrm process` of 200 854x480 JPEGs, u2netp-int8, alternated): peak RSS 257-264 MiB
+ * with it against 270-278 without (and up to 309 in earlier runs without). Only the caller's own
+ * bytes may be passed: anything else that holds them sees an empty Buffer afterwards.
+ */
+export function releaseBytes(bytes: Buffer): void {
+  try {
+    native().release(bytes);
+  } catch {
+    // not detachable (memory owned elsewhere): V8 frees it as before
+  }
 }

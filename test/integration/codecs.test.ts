@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { native, projectRoot } from '../../src/lib/native';
+import { FileSink } from '../../src/lib/sinks/files';
 import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 describe('PNG encode/decode', () => {
@@ -27,6 +28,38 @@ describe('PNG encode/decode', () => {
 
   it('rejects a buffer whose size does not match', async () => {
     expect(() => native().encodePng(Buffer.alloc(10), 4, 4, 3, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+});
+
+describe('release: a result freed once a sink is done with it', () => {
+  it('frees a Buffer that is the whole of its memory, and leaves a slice alone', async () => {
+    const png = await native().encodePng(Buffer.alloc(8 * 8 * 4, 200), 8, 8, 4, 1);
+    const decoded = await native().decode(png, { channels: 4 });
+    expect(decoded.data.length).toBe(256);
+    expect(native().release(decoded.data)).toBe(true);
+    expect(decoded.data.length).toBe(0);
+    expect(native().release(decoded.data)).toBe(false); // already free
+
+    const whole = Buffer.alloc(1 << 16, 7);
+    const slice = whole.subarray(10, 20);
+    expect(native().release(slice)).toBe(false);
+    expect([slice.length, slice[0], whole.length]).toEqual([10, 7, 1 << 16]);
+  });
+
+  it('FileSink writes the bytes, then frees them', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bgrm-release-'));
+    try {
+      const png = await native().encodePng(Buffer.alloc(4 * 4 * 4, 99), 4, 4, 4, 1);
+      const copy = Buffer.from(png);
+      const sink = new FileSink({ folder: dir });
+      const frame = { name: 'f', origin: 'f', cameraId: 'c', frameNumber: 0, timestampMs: 0, bytes: Buffer.alloc(0) };
+      const timings = { decodeMs: 0, resizeMs: 0, queueMs: 0, inferMs: 0, matteMs: 0, encodeMs: 0, totalMs: 0 };
+      await sink.write({ frame, result: { data: png, width: 4, height: 4, channels: 4, modelRuns: 1, regionRuns: 0, timings } });
+      expect(png.length).toBe(0);
+      expect(readFileSync(path.join(dir, 'f.png')).equals(copy)).toBe(true);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // FileSink: one image per frame (PNG, WebP or JPEG), written atomically (temporary file, then rename) inside a folder,
 // or to one fixed path for a single input.
 import type { FrameSink, ProcessedFrame } from '../frame';
+import { releaseBytes } from '../native';
 import { safeJoin, writeFileAtomic } from '../paths';
 
 export class FileSink implements FrameSink {
@@ -15,6 +16,7 @@ export class FileSink implements FrameSink {
   async write(processed: ProcessedFrame): Promise<void> {
     const file = this.pathFor(processed);
     await writeFileAtomic(file, processed.result.data);
+    releaseBytes(processed.result.data);
     this.written.push(file);
   }
 

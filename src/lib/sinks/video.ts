@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { BgrmError } from '../errors';
 import { collectStderr, spawnFfmpeg, waitForExit } from '../ffmpeg';
 import type { FrameSink, ProcessedFrame } from '../frame';
+import { releaseBytes } from '../native';
 
 const CODECS: Record<string, { format: string; args: string[] }> = {
   '.webm': {
@@ -61,6 +62,7 @@ export class VideoSink implements FrameSink {
         throw new BgrmError('ERR_VIDEO', 'ffmpeg exited before all frames were written');
       }),
     ]);
+    releaseBytes(data);
   }
 
   async close(): Promise<void> {
