@@ -16,6 +16,11 @@ export interface Frame {
   error?: { code: string; message: string };
   /** Set when the frame is deliberately not processed (too old for a live stream); counted, not failed. */
   skip?: string;
+  /**
+   * The source made `bytes` for this frame alone (a file read, a decoded video frame) and keeps no
+   * other reference: the pipeline frees them once the frame is settled.
+   */
+  owned?: boolean;
 }
 
 export interface FrameSource {

@@ -3,7 +3,7 @@
 import type { Frame, FrameSink, FrameSource } from './frame';
 import { errorCode, errorMessage } from './errors';
 import { peakRssBytes } from './rss';
-import type { FlowPreset, NativeSegmenter, ProcessOptions, ProcessResult, StageTimings } from './native';
+import { releaseBytes, type FlowPreset, type NativeSegmenter, type ProcessOptions, type ProcessResult, type StageTimings } from './native';
 import { nativeKeyframeInterval, type KeyframeInterval } from './render';
 
 export interface FrameFailure {
@@ -153,6 +153,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       await opts.afterFrame?.(outcome.frame, e);
       opts.observer?.failed?.(outcome.frame, e.code);
     }
+    if (outcome.frame.owned) releaseBytes(outcome.frame.bytes); // settled: nothing reads them again
     opts.onProgress?.({ done: frames, failed, total: opts.source.total, elapsedMs: performance.now() - started, inFlight: inFlight.length - 1 });
   };
 

@@ -120,6 +120,7 @@ export class FileSource implements FrameSource {
           throw new BgrmError('ERR_INPUT_TOO_LARGE', `${file} is ${st.size} bytes, over the ${MAX_INPUT_BYTES}-byte input limit`);
         }
         frame.bytes = await fs.readFile(file);
+        frame.owned = true;
       } catch (err) {
         const code = errorCode(err);
         frame.error =

@@ -55,6 +55,7 @@ export class VideoSource implements FrameSource {
           if (filled === frameBytes) {
             yield {
               bytes: current,
+              owned: true,
               raw: { width, height },
               cameraId: base,
               frameNumber,
