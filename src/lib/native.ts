@@ -156,11 +156,12 @@ export function native(): Addon {
 }
 
 /**
- * Frees a result's bytes once a sink is done with them (written to a file or a pipe), instead of at
- * V8's next full collection: until then dead Buffers of 0.3-1.6 MB a frame pile up by tens of MB.
- * Measured (`bgrm process` of 200 854x480 JPEGs, u2netp-int8, alternated): peak RSS 257-264 MiB
- * with it against 270-278 without (and up to 309 in earlier runs without). Only the caller's own
- * bytes may be passed: anything else that holds them sees an empty Buffer afterwards.
+ * Frees bytes that nothing will read again (a result a sink has written, a settled frame's input)
+ * now, instead of at V8's next full collection: until then dead Buffers of 0.1-1.6 MB a frame pile
+ * up by tens of MB. Measured (`bgrm process` of 200 854x480 JPEGs, u2netp-int8): peak RSS 270-278
+ * MiB without (up to 309 in earlier runs), 257-264 with results freed (alternated), 250-252 in four
+ * runs of five with frames freed too. Only the caller's own bytes may be passed: anything else that
+ * holds them sees an empty Buffer afterwards.
  */
 export function releaseBytes(bytes: Buffer): void {
   try {
