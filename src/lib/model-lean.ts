@@ -97,8 +97,8 @@ export function splitConcatConvs(model: Model): number {
     if (uses.get(n.input[0]) !== 1 || !w || w.dataType !== DataType.FLOAT || dims(w).length !== 4) continue;
     const parts = cat.input.map((i) => channelsOf(i, producer, initializers));
     if (parts.some((p) => p === undefined) || (parts as number[]).reduce((a, b) => a + b, 0) !== dims(w)[1]) continue;
-    const weights = splitWeight(w, parts as number[]);
     const [o, , kh, kw] = dims(w);
+    const weights = splitWeight(w, parts as number[]);
     const nodes: Node[] = [];
     let sum = '';
     cat.input.forEach((x, k) => {
