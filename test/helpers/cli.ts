@@ -4,6 +4,8 @@ import { cli } from './testdata';
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended the process, when one did (code is null then). */
+  signal: NodeJS.Signals | null;
   stdout: Buffer;
   stderr: string;
 }
@@ -16,7 +18,7 @@ export function runCli(args: string[], opts: { stdin?: Buffer; env?: NodeJS.Proc
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }));
     if (opts.stdin) child.stdin.end(opts.stdin);
     else child.stdin.end();
   });

@@ -98,7 +98,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('Kafka over SCRAM
     const base = ['capture', '--video', video, '--camera-id', 'x', '--topic', 'sec-in', '--fps', '0', '--max-frames', '1', '--kafka-config', config, '--connect-timeout', '5'];
     let t0 = Date.now();
     const wrong = await run(base, { BGRM_KAFKA_SASL_PASSWORD: 'not-the-password' });
-    expect([wrong.code, Date.now() - t0 < 9000]).toEqual([1, true]);
+    expect({ code: wrong.code, signal: wrong.signal, inTime: Date.now() - t0 < 9000 }).toEqual({ code: 1, signal: null, inTime: true });
     expect(wrong.stderr).toContain('ERR_KAFKA_AUTH');
     expect(wrong.stderr).toMatch(/refused the credentials of user 'bgrm'/);
     const otherCa = path.join(tmp, 'other-ca.pem');
@@ -106,7 +106,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('Kafka over SCRAM
     expect(existsSync(otherCa)).toBe(true);
     t0 = Date.now();
     const untrusted = await run([...base, '--ssl-ca', otherCa]);
-    expect([untrusted.code, Date.now() - t0 < 9000]).toEqual([1, true]);
+    expect({ code: untrusted.code, signal: untrusted.signal, inTime: Date.now() - t0 < 9000 }).toEqual({ code: 1, signal: null, inTime: true });
     expect(untrusted.stderr).toContain('ERR_KAFKA_TLS');
     expect(untrusted.stderr).toMatch(/certificate verify failed/);
     expect(wrong.stderr + untrusted.stderr).not.toContain(password);
@@ -194,7 +194,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('Kafka over SCRAM
         const port = await serve(cert);
         const t0 = Date.now();
         const r = await run([...base, '--brokers', `127.0.0.1:${port}`, '--security-protocol', 'SSL', '--ssl-ca', path.join(tls, 'ca.pem')], {});
-        expect([r.code, Date.now() - t0 < 9000]).toEqual([1, true]);
+        expect({ code: r.code, signal: r.signal, inTime: Date.now() - t0 < 9000 }).toEqual({ code: 1, signal: null, inTime: true });
         expect(r.stderr).toContain(code);
         expect(r.said).toContain(text);
       }

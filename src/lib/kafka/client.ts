@@ -36,28 +36,28 @@ export function collectReasons(client: Kafka.Client<Kafka.KafkaClientEvents>, on
 }
 
 /**
- * Connects a producer or consumer within the connect timeout; a failure is named by connectionError,
- * at once when librdkafka logs refused credentials or a failed TLS handshake (it would retry until
- * the timeout).
+ * Connects a producer or consumer within the connect timeout. A failure is named by connectionError,
+ * from librdkafka's log when it says refused credentials or a failed TLS handshake (it would retry
+ * until the timeout). The promise settles only once node-rdkafka's connect has returned: on a
+ * failure it has destroyed the client by then, so no librdkafka thread is left handshaking while the
+ * process exits (exit() tearing OpenSSL down under such a thread ended a run with a signal).
  */
 export function connectClient(client: Kafka.Client<Kafka.KafkaClientEvents>, conn: KafkaConnection): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const fail = (named: BgrmError) => void explainTls(conn, named, reasons).then(reject);
+    let named: BgrmError | undefined;
+    const fail = (err: BgrmError) => void explainTls(conn, err, reasons).then(reject);
     const { reasons, stop } = collectReasons(client, () => {
-      const named = connectionError(conn, '', reasons);
-      if (named.code !== 'ERR_BROKER_UNREACHABLE' && !settled) {
-        settled = true;
+      const why = connectionError(conn, '', reasons);
+      if (why.code !== 'ERR_BROKER_UNREACHABLE' && !named) {
+        named = why;
         stop();
-        fail(named);
       }
     });
     client.connect({ timeout: conn.connectTimeoutMs ?? 10000 }, (err) => {
       stop();
-      if (settled) return;
-      settled = true;
-      if (err) fail(connectionError(conn, err.message, reasons));
-      else resolve();
+      // connected after all (another broker answered): what was logged did not stop it
+      if (!err) resolve();
+      else fail(named ?? connectionError(conn, err.message, reasons));
     });
   });
 }
