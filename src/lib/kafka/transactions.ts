@@ -63,8 +63,9 @@ export class TransactionalProducer {
     });
     await connectClient(producer, this.opts);
     producer.setPollInterval(50);
-    await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch((err: Kafka.LibrdKafkaError) => {
-      producer.disconnect();
+    await this.retrying('start', () => cb((done) => producer.initTransactions(30000, done))).catch(async (err: Kafka.LibrdKafkaError) => {
+      // closed before the error goes up: a command that fails exits, and librdkafka's threads must be gone by then
+      await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
       throw (
         deniedError(this.opts, err, { transactionalId: this.opts.transactionalId, ...this.wanted }) ??
         new BgrmError('ERR_KAFKA', `cannot start transactions as ${this.opts.transactionalId}: ${errorMessage(err)}`)
