@@ -9,7 +9,7 @@ import { projectRoot } from '../lib/native';
 import { installQuantized } from '../lib/quantize';
 import { greyOf, iou } from '../lib/quality';
 
-const cli = path.join(projectRoot, 'bin', 'run.js');
+export const cli = path.join(projectRoot, 'bin', 'run.js');
 
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -133,6 +133,8 @@ interface Addon {
   ): Promise<Float32Array>;
   /** Frees a Buffer that is the whole of its ArrayBuffer now (it is empty afterwards); false otherwise. */
   release(bytes: Buffer): boolean;
+  /** The mmap threshold set for glibc's malloc when the core loaded (BGRM_MMAP_THRESHOLD, 1 MiB by default); 0 where glibc's own stands. */
+  mmapThreshold: number;
 }
 
 export const projectRoot = path.resolve(__dirname, '..', '..');

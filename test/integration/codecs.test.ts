@@ -113,6 +113,23 @@ describeWith('../shared/testdata/rembg', hasTestdata('rembg'))('JPEG decode of r
   });
 });
 
+describe("glibc's mmap threshold, fixed when the core loads", () => {
+  it('1 MiB by default; BGRM_MMAP_THRESHOLD sets another or (0) leaves glibc its own; MALLOC_MMAP_THRESHOLD_ wins', async () => {
+    const addon = path.join(projectRoot, 'build', 'Release', 'bgrm.node');
+    const threshold = async (env: NodeJS.ProcessEnv) => {
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/MMAP_THRESHOLD/.test(k)));
+      const { stdout } = await promisify(execFile)(process.execPath, ['-e', `console.log(require(${JSON.stringify(addon)}).mmapThreshold)`], { env: { ...clean, ...env } });
+      return Number(stdout.trim());
+    };
+    expect(await threshold({})).toBe(1 << 20);
+    expect(await threshold({ BGRM_MMAP_THRESHOLD: '4194304' })).toBe(4 << 20);
+    expect(await threshold({ BGRM_MMAP_THRESHOLD: '0' })).toBe(0);
+    expect(await threshold({ BGRM_MMAP_THRESHOLD: '1e6' })).toBe(1 << 20); // not a number of bytes: the default
+    expect(await threshold({ BGRM_MMAP_THRESHOLD: String(1 << 30) })).toBe(32 << 20); // glibc's largest
+    expect(await threshold({ MALLOC_MMAP_THRESHOLD_: '262144' })).toBe(0);
+  });
+});
+
 describe('libvips, loaded on first use', () => {
   it('a process that reads JPEG and PNG never loads it; the first format beyond them (or its version) does', async () => {
     // a fresh process: this one may have loaded it already
