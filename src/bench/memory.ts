@@ -166,12 +166,12 @@ async function main(): Promise<void> {
     }
     const lines = [
       `peak RSS and frames/s of bgrm process (default layout), ${n} frames of 854x480, ${os.availableParallelism()} cores, same run`,
-      `model        plan           runs    frames  frames/s  peak MiB  ${'fps vs ' + plans[0]}  ${'RSS vs ' + plans[0]}`,
+      `model        plan             runs    frames  frames/s  peak MiB  ${'fps vs ' + plans[0]}  ${'RSS vs ' + plans[0]}`,
     ];
     for (const r of rows) {
       const base = rows.find((b) => b.model === r.model)!; // the model's first plan
       lines.push(
-        `${r.model.padEnd(12)} ${r.plan.padEnd(14)} ${r.runs.padEnd(7)} ${String(r.frames).padStart(6)}  ${r.fps.toFixed(2).padStart(8)}  ${r.peakMiB.toFixed(0).padStart(8)}  ${('x' + (r.fps / base.fps).toFixed(2)).padStart(14)}  ${('x' + (r.peakMiB / base.peakMiB).toFixed(2)).padStart(14)}`,
+        `${r.model.padEnd(12)} ${r.plan.padEnd(16)} ${r.runs.padEnd(7)} ${String(r.frames).padStart(6)}  ${r.fps.toFixed(2).padStart(8)}  ${r.peakMiB.toFixed(0).padStart(8)}  ${('x' + (r.fps / base.fps).toFixed(2)).padStart(14)}  ${('x' + (r.peakMiB / base.peakMiB).toFixed(2)).padStart(14)}`,
       );
     }
     if (serveRows.length > 0) {
