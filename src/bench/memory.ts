@@ -10,13 +10,14 @@
 //   installed, about 5 minutes more)  --plans a,b (default pattern,lean-reuse,lean,lean/glibc-mmap)
 //   --no-serve  --json
 import { spawn } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { leanModel } from '../lib/model-lean';
 import { resolveModel } from '../lib/models';
 import { projectRoot } from '../lib/native';
+import { procStatusKiB } from '../lib/rss';
 import { arg, benchModels, cli, runProcess } from './common';
 
 interface Summary {
@@ -43,12 +44,6 @@ interface ServeRow {
   afterMiB: number;
   peakMiB: number;
   seconds: number;
-}
-
-/** A process's resident set (VmRSS) or its peak (VmHWM), in MiB. */
-function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
 }
 
 function post(url: string, body: Buffer, accept?: string): Promise<number> {
@@ -94,10 +89,10 @@ async function measureServe(photos: string[], malloc: string, env: NodeJS.Proces
       }
     };
     await Promise.all(Array.from({ length: 20 }, client));
-    return { malloc, requests: 200, ok, afterMiB: statusMiB(child.pid!, 'VmRSS'), peakMiB: statusMiB(child.pid!, 'VmHWM'), seconds: (Date.now() - t0) / 1000 };
+    return { malloc, requests: 200, ok, afterMiB: (procStatusKiB('VmRSS', child.pid!) ?? 0) / 1024, peakMiB: (procStatusKiB('VmHWM', child.pid!) ?? 0) / 1024, seconds: (Date.now() - t0) / 1000 };
   } finally {
     child.kill('SIGTERM');
-    await new Promise((resolve) => (child.exitCode === null ? child.once('close', resolve) : resolve(undefined)));
+    await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('close', resolve) : resolve(undefined)));
   }
 }
 
