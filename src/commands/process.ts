@@ -176,5 +176,7 @@ export default class Process extends Command {
     // A worker keeps every failed frame in its dead-letter topic; local runs fail when any input failed.
     const kept = 'deadLettered' in summary ? summary.deadLettered : 0;
     if (summary.failed > kept) this.exit(1);
+    // a consumer whose close was given up still holds a librdkafka thread, which would keep the process alive
+    if (flags.topic && (await import('../lib/kafka/group-reader')).abandonedConsumers() > 0) this.exit(0);
   }
 }

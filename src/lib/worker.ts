@@ -2,6 +2,7 @@
 // topic. Offsets are committed only after a frame's file (or dead letter) is durable; a replayed
 // frame rewrites its own file with identical bytes, so the folder holds every frame exactly once.
 import * as os from 'node:os';
+import { trace } from './debug';
 import { BgrmError } from './errors';
 import type { KafkaConnection } from './kafka/client';
 import { DepthStats, runPipeline, type PipelineSummary } from './pipeline';
@@ -271,8 +272,10 @@ export async function runWorker(job: WorkerJob): Promise<WorkerSummary> {
       latencyMs: latency.summary(),
     };
   } finally {
+    trace('stop', () => 'the pipeline ended: closing the worker');
     await status?.stop().catch(() => undefined);
     await output.close();
+    trace('stop', () => 'worker closed');
     await metricsServer?.close();
     segmenter.close();
   }

@@ -3,7 +3,10 @@
 // and transactions per transactional id (outputs and offsets become visible together at commit,
 // nothing of an aborted one; a second producer with the same id fences the first). Its clients
 // speak the part of node-rdkafka's API the worker uses. Test hooks: a revocation delivered at the
-// next fetch, failures of the next transactional calls, and topics the ACLs refuse.
+// next fetch, failures of the next transactional calls, topics the ACLs refuse, and a consumer close
+// that never finishes. A consumer closes as node-rdkafka's does: a last revocation first, during
+// which it reports the rebalance protocol as "NONE", and the close waits until the partitions are
+// given up incrementally (librdkafka refuses an eager unassign in a cooperative group).
 import { EventEmitter } from 'node:events';
 import type * as Kafka from 'node-rdkafka';
 import type { KafkaClients } from '../../src/lib/kafka/clients';
@@ -41,6 +44,8 @@ export class FakeBroker {
   readonly deniedTopics = new Set<string>();
   /** Partitions revoked from the group's consumers at their next fetch. */
   pendingRevoke?: { topic: string; partition: number }[];
+  /** Consumers never finish closing (librdkafka waiting on a rebalance for good). */
+  closeHangs = false;
   readonly consumers: FakeConsumer[] = [];
   transactions = { committed: 0, aborted: 0 };
 
@@ -152,12 +157,35 @@ export class FakeConsumer extends FakeClient {
     this.rebalance = config.rebalance_cb as unknown as (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => void;
   }
 
+  /** Between disconnect() and its callback. */
+  private closing = false;
+  /** Eager unassign() calls, refused as librdkafka refuses them in a cooperative group. */
+  refusedUnassigns = 0;
+
   subscribe(topics: string[]): this {
     this.subscribed = topics;
     return this;
   }
   rebalanceProtocol(): string {
-    return 'COOPERATIVE';
+    return this.closing ? 'NONE' : 'COOPERATIVE';
+  }
+  unassign(): this {
+    this.refusedUnassigns++;
+    throw kafkaError(-172, 'Changes to the current assignment must be made using incremental_assign() or incremental_unassign() when rebalance protocol type is COOPERATIVE');
+  }
+  override disconnect(cb?: () => void): this {
+    this.closing = true;
+    const held = this.assignments();
+    if (held.length > 0) this.rebalance(kafkaError(REVOKE, 'revoke'), held);
+    if (this.broker.closeHangs) return this; // never calls back
+    const until = Date.now() + 5000; // a reader that never gives its partitions up: no callback either
+    const check = () => {
+      if (this.positions.size > 0) return void (Date.now() < until && setTimeout(check, 5));
+      this.closing = false;
+      cb?.();
+    };
+    setImmediate(check);
+    return this;
   }
   incrementalAssign(list: Kafka.Assignment[]): this {
     for (const a of list) this.positions.set(key(a.topic, a.partition), { topic: a.topic, partition: a.partition, offset: this.committedOffset(a.topic, a.partition) ?? 0 });

@@ -5,8 +5,9 @@
 import { encodeFrameMessage } from '../../src/lib/kafka/messages';
 import type { ProcessResult } from '../../src/lib/native';
 import { ExactlyOnce } from '../../src/lib/kafka/exactly-once';
-import type { KafkaFrame } from '../../src/lib/kafka/group-reader';
-import { FakeBroker, kafkaError } from '../helpers/fake-kafka';
+import { abandonedConsumers, type KafkaFrame } from '../../src/lib/kafka/group-reader';
+import { KafkaFrameSource } from '../../src/lib/sources/kafka';
+import { FakeBroker, kafkaError, type FakeConsumer } from '../helpers/fake-kafka';
 
 const IN = 'frames';
 const OUT = 'cutouts';
@@ -33,6 +34,8 @@ interface WorkerHooks {
   afterSettle?: (settled: number, unit: ExactlyOnce) => void | Promise<void>;
   /** Frames read but not yet settled at once (the pipeline's window). */
   depth?: number;
+  /** How long leaving the group may take (GroupReaderOptions.closeTimeoutMs). */
+  closeTimeoutMs?: number;
 }
 
 /** One worker as the pipeline drives it: frames in source order, each written then settled; an error frame dead-lettered. */
@@ -56,6 +59,7 @@ async function runWorker(broker: FakeBroker, workerId: string, hooks: WorkerHook
     batchMs: 150,
     liveCommitMs: 150,
     clients,
+    closeTimeoutMs: hooks.closeTimeoutMs,
   });
   await unit.open();
   const window: KafkaFrame[] = [];
@@ -179,5 +183,64 @@ describe('exactly-once worker against an in-memory broker', () => {
     // a worker allowed to write gets every frame
     await runWorker(broker, 'w2');
     expectExactlyOnce(broker);
+  });
+});
+
+describe('leaving the group (a consumer closes as node-rdkafka closes one)', () => {
+  /** Runs `fn` with stderr captured; returns what it wrote there and how long it took. */
+  async function capturing(fn: () => Promise<unknown>): Promise<{ stderr: string; ms: number }> {
+    const write = process.stderr.write.bind(process.stderr);
+    let stderr = '';
+    process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof process.stderr.write;
+    const started = Date.now();
+    try {
+      await fn();
+    } finally {
+      process.stderr.write = write;
+    }
+    return { stderr, ms: Date.now() - started };
+  }
+
+  it('exactly-once worker: the last revocation, while node-rdkafka says protocol NONE, gives the partitions up incrementally and the close ends', async () => {
+    const broker = brokerWithFrames();
+    const before = abandonedConsumers();
+    const { stderr, ms } = await capturing(() => runWorker(broker, 'w1'));
+    expectExactlyOnce(broker);
+    const consumer = broker.consumers[0] as unknown as FakeConsumer;
+    expect(consumer.assignments()).toEqual([]); // every partition given up
+    expect(consumer.refusedUnassigns).toBe(0); // never the eager unassign that librdkafka refuses
+    expect(abandonedConsumers()).toBe(before);
+    expect(stderr).not.toMatch(/did not leave group/);
+    expect(ms).toBeLessThan(10000);
+  });
+
+  it('at-least-once source: the same, after committing what is done', async () => {
+    const broker = brokerWithFrames();
+    const source = new KafkaFrameSource({ brokers: 'fake:9092', topic: IN, group: GROUP, idleExitMs: 300, clients: broker.clients() });
+    let n = 0;
+    const { stderr } = await capturing(async () => {
+      for await (const f of source.frames()) {
+        n++;
+        source.markDone(f as KafkaFrame);
+      }
+      await source.close();
+    });
+    expect(n).toBe(2 * PER_PARTITION + 1);
+    const consumer = broker.consumers[0] as unknown as FakeConsumer;
+    expect(consumer.assignments()).toEqual([]);
+    expect(consumer.refusedUnassigns).toBe(0);
+    expect(broker.offsetsOf(GROUP)).toEqual({ [`${IN}:0`]: PER_PARTITION, [`${IN}:1`]: PER_PARTITION + 1 });
+    expect(stderr).not.toMatch(/did not leave group/);
+  });
+
+  it('a close that never finishes is given up after the limit, with a warning, and counted', async () => {
+    const broker = brokerWithFrames();
+    broker.closeHangs = true;
+    const before = abandonedConsumers();
+    const { stderr, ms } = await capturing(() => runWorker(broker, 'w1', { closeTimeoutMs: 300 }));
+    expectExactlyOnce(broker); // committed before the close: nothing lost
+    expect(stderr).toMatch(/did not leave group workers within 0\.3 s/);
+    expect(abandonedConsumers()).toBe(before + 1);
+    expect(ms).toBeLessThan(10000);
   });
 });

@@ -8,6 +8,7 @@
 // worker that has caught up commits every `liveCommitMs` (100 ms), one that is behind batches
 // `batchFrames` frames or `batchMs` for throughput.
 import type * as Kafka from 'node-rdkafka';
+import { trace } from '../debug';
 import { BgrmError } from '../errors';
 import type { FrameSink, FrameSource, ProcessedFrame } from '../frame';
 import { rdkafkaClients, type KafkaClients } from './clients';
@@ -96,9 +97,11 @@ export class ExactlyOnce {
     // before the partition goes, then read what stays here again from the committed offsets.
     this.reader = new TransactionReader({ ...opts, clients: this.clients }, (partitions) =>
       this.lock.run(async () => {
+        trace('kafka', () => `revocation of ${partitions.map(tp).join(' ')}: abort, give up, rewind`);
         await this.abortBatch().catch((err: Error) => this.replaceProducer(err.message));
         this.reader.unassign(partitions);
         await this.reader.rewind();
+        trace('kafka', () => 'revocation settled');
       }),
     );
     this.source = { frames: () => this.reader.frames(), close: () => this.reader.close() };
@@ -260,7 +263,9 @@ export class ExactlyOnce {
     }
     try {
       const offsets = this.reader.takeDone();
+      trace('kafka', () => `committing ${this.framesInBatch} frames, offsets ${offsets.map((o) => `${tp(o)}@${o.offset}`).join(' ') || '(none)'}`);
       await this.producer.commit(offsets, this.reader.kafkaConsumer);
+      trace('kafka', () => 'committed');
       this.committedTransactions++;
       this.reader.noteCommitted(offsets);
       this.opts.onCommitted?.(this.batchTimestamps);
@@ -284,6 +289,7 @@ export class ExactlyOnce {
 
   /** Aborts the open transaction, if any. Call under the lock. */
   private async abortBatch(): Promise<void> {
+    trace('kafka', () => `aborting (${this.producer.open ? 'a transaction is open' : 'none open'})`);
     try {
       if (await this.producer.abort()) this.abortedTransactions++;
     } finally {
@@ -308,13 +314,16 @@ export class ExactlyOnce {
   /** The last transaction commits; a commit that failed earlier with no frame after it ends the run here. */
   private close(): Promise<void> {
     this.stopTimer();
+    trace('kafka', () => 'closing: waiting for the work in progress');
     return this.lock.run(async () => {
+      trace('kafka', () => 'closing: the last transaction commits');
       try {
         const failed = this.broken ?? this.producer.denied;
         if (failed) throw failed;
         await this.commitBatch();
       } finally {
         await this.producer.disconnect(true); // aborts what a failure left open; after a commit nothing is
+        trace('kafka', () => 'closing: producer disconnected');
       }
     });
   }

@@ -5,6 +5,7 @@
 // at-least-once source (sources/kafka.ts) commits the consumer's offsets, the exactly-once unit
 // (kafka/exactly-once.ts) puts them into its transactions.
 import * as Kafka from 'node-rdkafka';
+import { trace } from '../debug';
 import { BgrmError } from '../errors';
 import type { Frame, FrameSource } from '../frame';
 import { baseConfig, clientConfig, connectClient, type KafkaConnection } from './client';
@@ -35,6 +36,8 @@ export interface GroupReaderOptions extends KafkaConnection {
   staticMemberId?: string;
   /** Where the consumer comes from (default: node-rdkafka; a fake broker in unit tests). */
   clients?: KafkaClients;
+  /** How long leaving the group may take before close() gives up (default CLOSE_TIMEOUT_MS). */
+  closeTimeoutMs?: number;
 }
 
 /** The key of a topic's partition in the reader's maps and sets. */
@@ -73,35 +76,36 @@ export class GroupReader implements FrameSource {
   protected fetched(): void {}
 
   async connect(): Promise<void> {
-    const consumer = (this.opts.clients ?? rdkafkaClients).consumer(
-      clientConfig(this.opts, {
-        ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
-        'group.id': this.opts.group,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'partition.assignment.strategy': 'cooperative-sticky',
-        'isolation.level': 'read_committed',
-        'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
-        'fetch.message.max.bytes': 16 * 1024 * 1024,
-        'session.timeout.ms': 15000,
-        ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
-        rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
-          if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
-            for (const a of assignment) this.owned.add(tp(a));
-            if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalAssign(assignment);
-            else consumer.assign(assignment);
-            return;
-          }
-          // Revoked: from now on nothing of these partitions is processed or committed here.
-          for (const a of assignment) {
-            this.owned.delete(tp(a));
-            this.ownCommits.delete(tp(a));
-          }
-          this.revoked(assignment, consumer);
-        },
-      }),
-      { 'auto.offset.reset': 'earliest' },
-    );
+    const config: Kafka.ConsumerGlobalConfig = clientConfig(this.opts, {
+      ...baseConfig({ ...this.opts, clientId: this.opts.clientId ?? 'bgrm-worker' }),
+      'group.id': this.opts.group,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'partition.assignment.strategy': 'cooperative-sticky',
+      'isolation.level': 'read_committed',
+      'queued.max.messages.kbytes': 32 * 1024, // prefetch bound per partition queue
+      'fetch.message.max.bytes': 16 * 1024 * 1024,
+      'session.timeout.ms': 15000,
+      ...(this.opts.staticMemberId ? { 'group.instance.id': this.opts.staticMemberId } : {}),
+      rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
+        const assigning = err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS;
+        trace('kafka', () => `${assigning ? 'assigned' : 'revoked'} ${assignment.map(tp).join(' ') || '(none)'}`);
+        if (assigning) {
+          for (const a of assignment) this.owned.add(tp(a));
+          if (this.cooperative(consumer)) consumer.incrementalAssign(assignment);
+          else consumer.assign(assignment);
+          return;
+        }
+        // Revoked: from now on nothing of these partitions is processed or committed here.
+        for (const a of assignment) {
+          this.owned.delete(tp(a));
+          this.ownCommits.delete(tp(a));
+        }
+        this.revoked(assignment, consumer);
+      },
+    });
+    this.strategy = String(config['partition.assignment.strategy']);
+    const consumer = (this.opts.clients ?? rdkafkaClients).consumer(config, { 'auto.offset.reset': 'earliest' });
     await connectClient(consumer, this.opts);
     // librdkafka reports a lost broker here (and reconnects by itself)
     consumer.on('event.error', () => (this.troubledAt = Date.now()));
@@ -113,12 +117,31 @@ export class GroupReader implements FrameSource {
   unassign(partitions: Kafka.Assignment[], consumer = this.consumer): void {
     if (!consumer) return;
     try {
-      if (consumer.rebalanceProtocol() === 'COOPERATIVE') consumer.incrementalUnassign(partitions);
+      if (this.cooperative(consumer)) consumer.incrementalUnassign(partitions);
       else consumer.unassign();
-    } catch {
+    } catch (err) {
       // disconnected meanwhile: nothing left to give up
+      trace('kafka', () => `unassign refused: ${(err as Error).message}`);
     }
   }
+
+  /** The group's rebalance protocol as last seen while connected (see cooperative()). */
+  private protocol?: string;
+
+  /**
+   * Does the group rebalance cooperatively (incremental assign and unassign)? node-rdkafka answers
+   * "NONE" while the consumer is closing, which is exactly when the last revocation comes; a
+   * consumer that then gave its partitions up the eager way would never finish closing. So the
+   * answer seen while connected is kept, and before any the configured strategy decides.
+   */
+  private cooperative(consumer: Kafka.KafkaConsumer): boolean {
+    const now = consumer.rebalanceProtocol();
+    if (now === 'COOPERATIVE' || now === 'EAGER') this.protocol = now;
+    return (this.protocol ?? (this.strategy === 'cooperative-sticky' ? 'COOPERATIVE' : 'EAGER')) === 'COOPERATIVE';
+  }
+
+  /** partition.assignment.strategy as configured (bgrm's default, or the user's -X setting). */
+  private strategy = 'cooperative-sticky';
 
   /** Ends the frames with this error at the next turn (within one fetch, 200 ms): the owner cannot go on. */
   fail(err: unknown): void {
@@ -176,7 +199,10 @@ export class GroupReader implements FrameSource {
       if (fetched.length === 0) {
         // --idle-exit counts quiet time only: not a broker outage, nor a rewind in progress
         if (this.troubledAt > idleSince || this.seeking) idleSince = Date.now();
-        if (this.opts.idleExitMs && Date.now() - idleSince > this.opts.idleExitMs) break;
+        if (this.opts.idleExitMs && Date.now() - idleSince > this.opts.idleExitMs) {
+          trace('kafka', () => `idle for ${this.opts.idleExitMs} ms: the frames end`);
+          break;
+        }
         continue;
       }
       idleSince = Date.now();
@@ -298,18 +324,52 @@ export class GroupReader implements FrameSource {
         }
       }
     };
+    trace('kafka', () => 'rewinding to the committed offsets');
     this.seeking = withRetries();
     try {
       await this.seeking;
     } finally {
       this.seeking = undefined;
+      trace('kafka', () => `rewound (epoch ${this.epoch})`);
     }
   }
 
-  /** Leaves the group. */
+  /**
+   * Leaves the group. librdkafka finishes a close only once the last revocation is answered; should
+   * that never come (a rebalance it waits on for good), the close is given up after
+   * `closeTimeoutMs` with a warning, so that a stopped worker still ends. Nothing is lost then: its
+   * outputs were committed before, and the group hands its partitions on when its session expires.
+   */
   async close(): Promise<void> {
     const c = this.consumer;
     this.consumer = undefined;
-    if (c) await new Promise<void>((resolve) => c.disconnect(() => resolve()));
+    if (!c) return;
+    trace('kafka', () => 'leaving the group');
+    const limitMs = this.opts.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const left = await Promise.race([
+      new Promise<boolean>((resolve) => c.disconnect(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), limitMs))),
+    ]);
+    clearTimeout(timer);
+    if (left) return trace('kafka', () => 'left the group');
+    abandoned++;
+    process.stderr.write(
+      `bgrm worker: the consumer did not leave group ${this.opts.group} within ${limitMs / 1000} s (librdkafka is waiting on a rebalance); ` +
+        'stopping without it. Committed frames are safe; the group hands its partitions to other workers once its session expires (15 s).\n',
+    );
   }
+}
+
+/** How long a consumer may take to leave its group before the close is given up. */
+export const CLOSE_TIMEOUT_MS = 30000;
+
+let abandoned = 0;
+
+/**
+ * Consumers whose close was given up: librdkafka still holds a thread of theirs, so the process
+ * does not end by itself; the command that ran them exits explicitly when this is above 0.
+ */
+export function abandonedConsumers(): number {
+  return abandoned;
 }
