@@ -5,5 +5,6 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'test/tsconfig.json' }] },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/setup.ts'],
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };

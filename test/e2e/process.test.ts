@@ -1,12 +1,12 @@
 // bgrm process end to end: real model, real files and videos, every documented outcome and exit code.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { native } from '../../src/lib/native';
 import { alphaOf } from '../../src/lib/quality';
-import { runCli } from '../helpers/cli';
-import { cli, describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
+import { runCli, spawnBgrm } from '../helpers/cli';
+import { describeWith, hasTestdata, modelPath, testdata } from '../helpers/testdata';
 
 const photo = path.join(testdata, 'rembg', 'car-1.jpg');
 const video = path.join(testdata, 'video', 'breakdance.mp4');
@@ -171,9 +171,9 @@ describeWith('../shared/testdata (rembg, video)', hasTestdata('rembg') && hasTes
 
   it('SIGINT stops a long video cleanly: frames in flight are written, summary says interrupted, exit 130', async () => {
     const out = path.join(tmp, 'stopped');
-    const child = spawn(process.execPath, [cli, 'process', video, '-o', out, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnBgrm(['process', video, '-o', out, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     // wait until a few frames are written, then interrupt
     for (let i = 0; i < 600 && (await fs.readdir(out).catch(() => [])).filter((f) => f.endsWith('.png')).length < 2; i++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -1,8 +1,8 @@
 // `bgrm serve` (or a worker) as a separate process, and small HTTP helpers for the tests.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { cli } from './testdata';
+import { spawnBgrm } from './cli';
 
 export interface Served {
   url: string;
@@ -35,7 +35,7 @@ export async function stopProcess<T>(child: ChildProcess, exited: Promise<T>, gr
 /** Spawns `bgrm ARGS` and waits until it prints a line matching `ready` (whose group 1 is the URL). */
 export function spawnUntil(args: string[], ready: RegExp, timeoutMs = 120000, env?: NodeJS.ProcessEnv): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawnBgrm(args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let err = '';
     let out = '';
     const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));

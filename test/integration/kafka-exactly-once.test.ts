@@ -1,12 +1,11 @@
 // Exactly once through a crash: a transactional worker (--output-topic) is killed with SIGKILL in
 // the middle of a stream and restarted; a read_committed reader then finds every frame exactly once.
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { decodeFrameMessage, headerMap } from '../../src/lib/kafka/messages';
 import { native } from '../../src/lib/native';
-import { runCli } from '../helpers/cli';
+import { runCli, spawnBgrm } from '../helpers/cli';
 import { produceRaw, readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const PORT = testPort(300);
 const FRAMES = 24;
@@ -27,7 +26,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('exactly once wit
     await produceRaw(brokers, input, 'cam-k', Buffer.from('garbage'));
     const args = ['process', '--brokers', brokers, '--topic', input, '--group', `eos-${killAfter}`, '--output-topic', output, '--worker-id', 'w1', '--json'];
 
-    const first = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
+    const first = spawnBgrm(args, { stdio: 'ignore' });
     const exited = new Promise((res) => first.on('close', res));
     try {
       // wait until some frames are committed, then kill without any chance to clean up

@@ -2,11 +2,12 @@
 // any topic exists, then a camera and a worker writing an exactly-once output topic. The dashboard
 // finds the worker and the previews; the worker commits as the stream goes (short transactions
 // while it keeps up) and every frame is in the output exactly once.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
 import { request, spawnUntil, startServe, stopProcess, type Served } from '../helpers/serve';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { spawnBgrm } from '../helpers/cli';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 import { headerMap } from '../../src/lib/kafka/messages';
 
 const PORT = testPort(700);
@@ -50,9 +51,8 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('a live pipeline 
     const frames = 40;
     // 2 fps: the default float worker makes about 3.7 frames/s on 2 cores with serve and capture
     // beside it; at 4 fps it fell behind now and then and batched, which is not what this tests.
-    capture = spawn(
-      process.execPath,
-      [cli, 'capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-order', '--brokers', brokers, '--topic', 'order-in', '--fps', '2', '--max-frames', String(frames), '--partitions', '2'],
+    capture = spawnBgrm(
+      ['capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-order', '--brokers', brokers, '--topic', 'order-in', '--fps', '2', '--max-frames', String(frames), '--partitions', '2'],
       { stdio: 'ignore' },
     );
     worker = await spawnUntil(

@@ -1,28 +1,44 @@
 // Streams that change under the workers, against a real broker: a worker joins and another leaves
 // in the middle of a stream, and the broker itself is stopped and restarted. A read_committed reader
 // of the output topic must then find every (camera, frame) exactly once.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { decodeFrameMessage, headerMap, type IncomingMessage } from '../../src/lib/kafka/messages';
-import { runCli } from '../helpers/cli';
+import { runCli, spawnBgrm } from '../helpers/cli';
 import { readTopic, startBroker, startBrokerAgain, stopBroker, testPort } from '../helpers/kafka';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const PORT = testPort(400);
 
-function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; stdout: () => string; stderr: () => string } {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Started {
+  child: ChildProcess;
+  exit: Promise<number | null>;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+/** Starts a bgrm command that traces its group and stop steps (BGRM_DEBUG), shown when a test fails. */
+function start(args: string[]): Started {
+  const child = spawnBgrm(args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BGRM_DEBUG: 'kafka,stop' } });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) =>
-    child.on('close', (code) => {
-      if (code !== 0 && code !== 130) process.stderr.write(`bgrm ${args[0]} exited ${code}:\n${err}\n`);
-      resolve(code);
-    }),
+    child.on('close', (code) => resolve(code)),
   );
   return { child, exit, stdout: () => out, stderr: () => err };
+}
+
+/** The exit code, or an error with the command's trace when it has not exited within `ms`. */
+async function exited(p: Started, ms: number, what: string): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  const code = await Promise.race([p.exit, late]);
+  clearTimeout(timer);
+  if (code === 'late') throw new Error(`${what} (pid ${p.child.pid}) did not exit within ${ms / 1000} s; its stderr:\n${p.stderr().slice(-6000)}`);
+  if (code !== 0 && code !== 130) process.stderr.write(`${what} exited ${code}; its stderr:\n${p.stderr().slice(-6000)}\n`);
+  return code;
 }
 
 /** "camera/frame" of every output message, sorted, and the worker that wrote each. */
@@ -57,16 +73,19 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('rebalances and b
     const a = start(args);
     let b: ReturnType<typeof start> | undefined;
     try {
-      const early = await readTopic(brokers, 'jl-out', 6, 180000);
+      const early = await readTopic(brokers, 'jl-out', 6, 120000);
       expect(early.length).toBeGreaterThanOrEqual(6);
       b = start([...args, '--idle-exit', '10']);
       const byB = (msgs: IncomingMessage[]) => msgs.filter((m) => headerMap(m.headers).get('bgrm-worker')?.endsWith(`-${b!.child.pid}`));
-      const joined = await readTopic(brokers, 'jl-out', 10_000, 180000, (msgs) => byB(msgs).length >= 2);
+      const joined = await readTopic(brokers, 'jl-out', 10_000, 120000, (msgs) => byB(msgs).length >= 2);
       expect(byB(joined).length).toBeGreaterThanOrEqual(2); // the newcomer got partitions and committed work
       expect(joined.length).toBeLessThan(cameras.length * FRAMES); // still mid-stream when the first one leaves
       a.child.kill('SIGTERM');
-      expect([0, 130]).toContain(await a.exit);
-      expect(await b.exit).toBe(0);
+      expect([0, 130]).toContain(await exited(a, 60000, 'the worker stopped by SIGTERM'));
+      expect(await exited(b, 180000, 'the worker that joined (--idle-exit 10)')).toBe(0);
+    } catch (err) {
+      process.stderr.write(`first worker's stderr:\n${a.stderr().slice(-6000)}\nsecond worker's stderr:\n${b?.stderr().slice(-6000)}\n`);
+      throw err;
     } finally {
       a.child.kill('SIGKILL');
       b?.child.kill('SIGKILL');
@@ -90,8 +109,11 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('rebalances and b
       await new Promise((res) => setTimeout(res, 5000));
       startBrokerAgain(PORT);
       restartedAt = Date.now();
-      expect(await capture.exit).toBe(0);
-      expect(await worker.exit).toBe(0);
+      expect(await exited(capture, 240000, 'the capture')).toBe(0);
+      expect(await exited(worker, 240000, 'the worker (--idle-exit 40)')).toBe(0);
+    } catch (err) {
+      process.stderr.write(`capture's stderr:\n${capture.stderr().slice(-6000)}\nworker's stderr:\n${worker.stderr().slice(-6000)}\n`);
+      throw err;
     } finally {
       capture.child.kill('SIGKILL');
       worker.child.kill('SIGKILL');

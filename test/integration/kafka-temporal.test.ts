@@ -3,13 +3,12 @@
 // and restart, a rebalance), the new owner starts the camera's stream afresh at the first frame it
 // takes, the first uncommitted one. From there its outputs are exactly what `bgrm replay` gives for
 // a range that starts at that offset. They differ from what an uninterrupted stream would have given.
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runCli } from '../helpers/cli';
+import { runCli, spawnBgrm } from '../helpers/cli';
 import { startBroker, stopBroker, testPort } from '../helpers/kafka';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const PORT = testPort(600);
 const FRAMES = 24;
@@ -33,7 +32,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('temporal matting
   it('after SIGKILL and a restart, the stream restarts at the first uncommitted frame, exactly as a replay from there', async () => {
     const folder = path.join(tmp, 'worker');
     const args = ['process', '--brokers', brokers, '--topic', topic, '--group', 'temporal', '-o', folder, '--json'];
-    const first = spawn(process.execPath, [cli, ...args, '--worker-id', 't1'], { stdio: 'ignore' });
+    const first = spawnBgrm([...args, '--worker-id', 't1'], { stdio: 'ignore' });
     const exited = new Promise((res) => first.on('close', res));
     const count = async () => (await fs.readdir(path.join(folder, 'cam-t')).catch(() => [])).filter((f) => f.endsWith('.png')).length;
     try {

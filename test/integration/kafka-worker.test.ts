@@ -3,13 +3,12 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { encodeFrameMessage, headerMap } from '../../src/lib/kafka/messages';
 import { native } from '../../src/lib/native';
-import { runCli } from '../helpers/cli';
+import { runCli, spawnBgrm } from '../helpers/cli';
 import { produceRaw, readTopic, startBroker, stopBroker, testPort } from '../helpers/kafka';
-import { cli, describeWith, hasTestdata, testdata } from '../helpers/testdata';
+import { describeWith, hasTestdata, testdata } from '../helpers/testdata';
 
 const PORT = testPort(100);
 const FRAMES = 16;
@@ -125,7 +124,7 @@ describeWith('../shared/testdata/video', hasTestdata('video'))('bgrm process as 
     expect(r.code).toBe(0);
     const folder = path.join(out, `kill-${killAfter}`);
     const args = ['process', '--brokers', brokers, '--topic', topic, '--group', `kill-${killAfter}`, '-o', folder, '--worker-id', 'k1', '--json'];
-    const first = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
+    const first = spawnBgrm(args, { stdio: 'ignore' });
     const exited = new Promise((res) => first.on('close', res));
     const count = async () => (await fs.readdir(path.join(folder, 'cam-k')).catch(() => [])).filter((f) => f.endsWith('.png')).length;
     try {

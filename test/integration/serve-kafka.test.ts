@@ -1,14 +1,15 @@
 // The whole pipeline watched: capture -> real broker -> a worker (with --metrics-port and status
 // records) -> output topic, and `bgrm serve` showing it, checked over HTTP and in real headless
 // Chromium (Debian's /usr/bin/chromium driven by playwright-core; no browser download).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startBroker, stopBroker, testPort } from '../helpers/kafka';
 import { request, spawnUntil, startServe, type Served } from '../helpers/serve';
-import { cli, describeWith, hasTestdata, root, testdata } from '../helpers/testdata';
+import { spawnBgrm } from '../helpers/cli';
+import { describeWith, hasTestdata, root, testdata } from '../helpers/testdata';
 
 const PORT = testPort(500);
 const CHROMIUM = process.env.BGRM_CHROMIUM ?? '/usr/bin/chromium';
@@ -39,9 +40,8 @@ describeWith('../shared/testdata/video and rembg', hasTestdata('video') && hasTe
   beforeAll(async () => {
     brokers = startBroker(PORT);
     // a paced, looping camera so that previews keep changing
-    capture = spawn(
-      process.execPath,
-      [cli, 'capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-live', '--brokers', brokers, '--topic', 'live-in', '--fps', '2', '--loop', '--max-frames', '600', '--partitions', '2'],
+    capture = spawnBgrm(
+      ['capture', '--video', path.join(testdata, 'video', 'breakdance.mp4'), '--camera-id', 'cam-live', '--brokers', brokers, '--topic', 'live-in', '--fps', '2', '--loop', '--max-frames', '600', '--partitions', '2'],
       { stdio: 'ignore' },
     );
     worker = await spawnUntil(
