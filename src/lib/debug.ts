@@ -8,7 +8,7 @@ const areas = new Set(
     .filter(Boolean),
 );
 
-export function tracing(area: string): boolean {
+function tracing(area: string): boolean {
   return areas.has(area) || areas.has('all');
 }
 
