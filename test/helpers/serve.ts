@@ -1,7 +1,7 @@
 // `bgrm serve` (or a worker) as a separate process, and small HTTP helpers for the tests.
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import { procStatusKiB } from '../../src/lib/rss';
 import { spawnBgrm } from './cli';
 
 export interface Served {
@@ -96,7 +96,7 @@ export function request(url: string, opts: { method?: string; headers?: Record<s
   });
 }
 
+/** The process's resident set now, in KiB (NaN where there is none, so that an assertion on it fails). */
 export function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
+  return procStatusKiB('VmRSS', pid) ?? NaN;
 }
